@@ -1,0 +1,24 @@
+"""Every `/api/v1` route, and the OpenAPI document that describes them."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from app.api.openapi import Operation, build_document
+from app.members import routes as members
+
+
+def _operations() -> list[Operation]:
+    return [*members.operations]
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(build_document(_operations(), "1.0.0"))
+
+
+routes: list[BaseRoute] = [
+    Route("/api/v1/openapi.json", openapi_json, methods=["GET"]),
+    *members.routes,
+]

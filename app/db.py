@@ -1,0 +1,121 @@
+"""Engines, sessions and the unit of work.
+
+The edge (a request handler, a job, a CLI command) owns the transaction: it opens one
+session with `unit_of_work`, services only flush, and the commit happens in one place.
+Jobs asked for inside the unit of work are buffered and sent only after the commit, so a
+rolled-back transaction never leaves a job behind.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.settings import Settings, async_database_url
+
+SessionMaker = async_sessionmaker[AsyncSession]
+WRITE_OPTION = "stamp_write_transaction"
+M = TypeVar("M")
+
+_after_commit: contextvars.ContextVar[list[Callable[[], Any]] | None] = contextvars.ContextVar(
+    "stamp_after_commit", default=None
+)
+
+
+def create_engine(settings: Settings, database_url: str | None = None) -> AsyncEngine:
+    url = async_database_url(database_url or settings.DATABASE_URL)
+    if url.startswith("sqlite"):
+        path = make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=settings.DB_POOL_SIZE,
+        max_overflow=settings.DB_POOL_SIZE,
+        pool_pre_ping=True,
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """WAL lets readers run beside the writer; foreign keys are off in SQLite by default."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+        # SQLAlchemy, not the driver, emits BEGIN (see `_on_begin`).
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # A unit of work takes the write lock at BEGIN, so two writers queue (busy_timeout)
+        # instead of failing on a read-to-write upgrade; readers stay deferred and never
+        # block anyone under WAL.
+        immediate = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def create_sessionmaker(engine: AsyncEngine) -> SessionMaker:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def after_commit(callback: Callable[[], Any]) -> None:
+    """Run `callback` once the current unit of work has committed (dropped on rollback)."""
+    pending = _after_commit.get()
+    if pending is None:
+        raise RuntimeError("after_commit() needs an open unit_of_work")
+    pending.append(callback)
+
+
+@asynccontextmanager
+async def unit_of_work(sessionmaker: SessionMaker) -> AsyncIterator[AsyncSession]:
+    """One session, one commit; buffered jobs are sent only after that commit succeeds."""
+    pending: list[Callable[[], Any]] = []
+    token = _after_commit.set(pending)
+    try:
+        async with sessionmaker() as session:
+            try:
+                await session.connection(execution_options={WRITE_OPTION: True})
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+    finally:
+        _after_commit.reset(token)
+    for callback in pending:
+        callback()
+
+
+async def insert_if_absent(session: AsyncSession, model: type[M], **values: Any) -> M | None:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING the new row as an ORM object, or None.
+
+    Unique keys decide races in the database, so the loser learns of it without an error
+    or a savepoint, in one round trip.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(model).values(**values).on_conflict_do_nothing().returning(model)
+    result = await session.scalars(statement, execution_options={"populate_existing": True})
+    return result.one_or_none()

@@ -1,0 +1,12 @@
+"""Every module that defines Huey tasks, imported together before a consumer starts."""
+
+from __future__ import annotations
+
+import importlib
+
+TASK_MODULES: tuple[str, ...] = ("app.maintenance.tasks",)
+
+
+def load_tasks() -> None:
+    for module in TASK_MODULES:
+        importlib.import_module(module)

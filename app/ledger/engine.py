@@ -1,0 +1,343 @@
+"""The points engine: apply a domain event to the ledger, in the caller's transaction.
+
+Every effect is idempotent on a business key (`order:<id>:earn`, `refund:<id>:reverse`,
+...), so duplicate and out-of-order deliveries, retries and replays change nothing twice.
+The order row is locked first (`FOR UPDATE` on PostgreSQL; SQLite serialises writers),
+so concurrent deliveries about one order queue up instead of racing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import insert_if_absent
+from app.events import (
+    CustomerCreated,
+    CustomerUpdated,
+    DomainEvent,
+    OrderCancelled,
+    OrderPaid,
+    OrderRefunded,
+)
+from app.ledger import service as ledger
+from app.ledger.repository import LedgerRepository
+from app.members import service as members
+from app.models import EntryStatus, LedgerEntry, Member, Order, OrderRefund, ProgramVersion, Shop
+from app.models.base import utcnow
+from app.program import rules
+from app.program.config import Participation, ProgramConfig
+from app.program.service import config_of, current_version, ensure_default_program
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    version: ProgramVersion
+    config: ProgramConfig
+
+
+async def _program(session: AsyncSession, shop: Shop) -> Program:
+    version = await current_version(session, shop.id) or await ensure_default_program(session, shop)
+    return Program(version, config_of(version))
+
+
+async def apply(
+    session: AsyncSession, shop: Shop, event: DomainEvent, *, earn: bool = True
+) -> None:
+    """Apply one event. `earn=False` records an order without awarding (e.g. wrong trigger)."""
+    if isinstance(event, OrderPaid):
+        await order_paid(session, shop, event, earn=earn)
+    elif isinstance(event, OrderRefunded):
+        await order_refunded(session, shop, event)
+    elif isinstance(event, OrderCancelled):
+        await order_cancelled(session, shop, event)
+    elif isinstance(event, CustomerCreated | CustomerUpdated):
+        await customer_changed(session, shop, event)
+    else:
+        raise NotImplementedError(f"no engine rule for {type(event).__name__}")
+
+
+# --- orders -------------------------------------------------------------------------------
+
+
+async def _lock_order(session: AsyncSession, shop_id: int, order_id: str) -> Order | None:
+    result = await session.execute(
+        select(Order)
+        .where(Order.shop_id == shop_id, Order.order_id == order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
+async def order_paid(session: AsyncSession, shop: Shop, event: OrderPaid, *, earn: bool) -> None:
+    program = await _program(session, shop)
+    member = (await members.member_for_customer(session, shop, event.customer, event.email)).member
+    order = await _lock_order(session, shop.id, event.order_id)
+    if order is None:
+        order = await _insert_order(session, shop, event, member)
+        if order is None:  # another delivery inserted it first; wait for its lock
+            order = await _lock_order(session, shop.id, event.order_id)
+            assert order is not None
+    if order.member_id is None and member is not None:
+        order.member_id = member.id
+    if event.cancelled or order.cancelled_at is not None:
+        return
+    if not earn or order.program_version_id is not None or member is None:
+        return
+    if program.config.participation is Participation.accounts_only and not member.is_account:
+        return
+    tier = rules.tier_for(
+        await LedgerRepository(session).tier_points(member.id, program.config), program.config
+    )
+    points = rules.order_earning(event, program.config, rules.tier_multiplier(tier))
+    order.program_version_id = program.version.id
+    order.merchandise_amount = rules.earning_basis(event, program.config)
+    if not points:
+        await session.flush()
+        return
+    release_at = rules.pending_release_at(utcnow(), program.config)
+    entry_id = await ledger.post(
+        session,
+        shop.id,
+        ledger.Posting(
+            member_id=member.id,
+            points=points,
+            kind="earn",
+            idempotency_key=f"order:{event.order_id}:earn",
+            status=EntryStatus.pending if release_at else EntryStatus.available,
+            source_type="order",
+            source_id=event.order_id,
+            program_version_id=program.version.id,
+            amount=order.merchandise_amount,
+            currency=event.currency,
+            reason=f"Order {event.name or event.order_id}",
+            available_at=release_at,
+        ),
+    )
+    if entry_id is None:
+        return
+    order.points_earned = points
+    await session.flush()
+    # Refunds that arrived before the order earned are reversed now.
+    await _reconcile_reversal(session, shop, order, f"order:{event.order_id}:early-refunds")
+    await members.reevaluate_tier(session, member.id, program.config)
+
+
+async def _insert_order(
+    session: AsyncSession, shop: Shop, event: OrderPaid, member: Member | None
+) -> Order | None:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING the row: one round trip, no savepoint."""
+    return await insert_if_absent(
+        session,
+        Order,
+        shop_id=shop.id,
+        member_id=member.id if member else None,
+        order_id=event.order_id,
+        name=event.name,
+        currency=event.currency,
+        merchandise_amount=event.merchandise,
+        total_amount=event.total,
+        refunded_merchandise=Decimal(0),
+        points_earned=0,
+        points_reversed=0,
+        is_test=event.is_test,
+        source_name=event.source_name,
+        status="open",
+        placed_at=event.placed_at,
+        created_at=utcnow(),
+    )
+
+
+async def order_refunded(session: AsyncSession, shop: Shop, event: OrderRefunded) -> None:
+    if event.merchandise_refunded < 0:
+        raise ValueError("a refund's merchandise amount cannot be negative")
+    order = await _lock_order(session, shop.id, event.order_id)
+    refund = await insert_if_absent(
+        session,
+        OrderRefund,
+        shop_id=shop.id,
+        order_id=event.order_id,
+        refund_id=event.refund_id,
+        merchandise_amount=event.merchandise_refunded,
+        refunded_at=event.created_at,
+        created_at=utcnow(),
+    )
+    if refund is None:
+        return  # this refund was already recorded
+    if order is not None:
+        await _reconcile_reversal(session, shop, order, f"refund:{event.refund_id}")
+
+
+async def _refunded_total(session: AsyncSession, shop_id: int, order_id: str) -> Decimal:
+    result = await session.execute(
+        select(OrderRefund.merchandise_amount).where(
+            OrderRefund.shop_id == shop_id, OrderRefund.order_id == order_id
+        )
+    )
+    return sum((amount for amount in result.scalars()), Decimal(0))
+
+
+async def _reconcile_reversal(
+    session: AsyncSession, shop: Shop, order: Order, key_prefix: str
+) -> None:
+    """Bring the order's total reversal to the cumulative target for all refunds so far."""
+    if order.points_earned <= 0 or order.member_id is None:
+        return
+    refunded = await _refunded_total(session, shop.id, order.order_id)
+    if refunded <= 0:
+        return
+    delta = rules.reversal_for_refund(
+        order.points_earned, order.merchandise_amount, Decimal(0), refunded, order.points_reversed
+    )
+    if delta <= 0:
+        return
+    await _reverse(session, shop, order, delta, f"{key_prefix}:reverse", "Refund")
+
+
+async def order_cancelled(session: AsyncSession, shop: Shop, event: OrderCancelled) -> None:
+    order = await _lock_order(session, shop.id, event.order_id)
+    if order is None or order.cancelled_at is not None:
+        if order is None:
+            await _record_cancelled_unknown(session, shop, event)
+        return
+    order.cancelled_at = event.cancelled_at
+    order.status = "cancelled"
+    remaining = order.points_earned - order.points_reversed
+    if remaining > 0 and order.member_id is not None:
+        await _reverse(
+            session, shop, order, remaining, f"order:{order.order_id}:cancel:reverse", "Cancelled"
+        )
+    await session.flush()
+
+
+async def _record_cancelled_unknown(
+    session: AsyncSession, shop: Shop, event: OrderCancelled
+) -> None:
+    """A cancellation before Stamp saw the order: remember it, so a late paid never earns."""
+    await insert_if_absent(
+        session,
+        Order,
+        shop_id=shop.id,
+        order_id=event.order_id,
+        currency=shop.currency,
+        merchandise_amount=Decimal(0),
+        total_amount=Decimal(0),
+        refunded_merchandise=Decimal(0),
+        points_earned=0,
+        points_reversed=0,
+        is_test=False,
+        status="cancelled",
+        cancelled_at=event.cancelled_at,
+        created_at=utcnow(),
+    )
+
+
+async def _reverse(
+    session: AsyncSession, shop: Shop, order: Order, points: int, key: str, label: str
+) -> None:
+    """Take back `points` of what the order earned, honouring a still-pending earning.
+
+    A reversal of points still pending (inside the return window) stays pending with the
+    same release date; reversing all of it cancels the pending earning outright.
+    """
+    assert order.member_id is not None
+    earn = await LedgerRepository(session).entry_by_key(shop.id, f"order:{order.order_id}:earn")
+    if earn is not None and earn.status == EntryStatus.pending:
+        if order.points_reversed + points >= order.points_earned:
+            for entry in await LedgerRepository(session).entries_for_source(
+                shop.id, "order", order.order_id
+            ):
+                if entry.status == EntryStatus.pending:
+                    await ledger.cancel_pending(session, entry)
+            order.points_reversed = order.points_earned
+            await session.flush()
+            return
+        status, available_at = EntryStatus.pending, earn.available_at
+    else:
+        status, available_at = EntryStatus.available, None
+    entry_id = await ledger.post(
+        session,
+        shop.id,
+        ledger.Posting(
+            member_id=order.member_id,
+            points=-points,
+            kind="reverse",
+            idempotency_key=key,
+            status=status,
+            source_type="order",
+            source_id=order.order_id,
+            program_version_id=order.program_version_id,
+            reason=f"{label}: order {order.name or order.order_id}",
+            available_at=available_at,
+        ),
+    )
+    if entry_id is not None:
+        order.points_reversed += points
+        await session.flush()
+
+
+# --- customers ----------------------------------------------------------------------------
+
+
+async def customer_changed(
+    session: AsyncSession, shop: Shop, event: CustomerCreated | CustomerUpdated
+) -> None:
+    """Keep the member in step with the customer; a new account gets the signup bonus once.
+
+    New means Stamp saw it happen: a `customers/create` for an account, or an update that
+    turns a member Stamp knew as a guest into an account. Accounts that existed before
+    Stamp was installed do not get a bonus when their profile next changes.
+    """
+    match = await members.member_for_customer(session, shop, event.customer, event.customer.email)
+    member = match.member
+    is_new_account = match.became_account or (
+        isinstance(event, CustomerCreated) and match.created and event.customer.is_account
+    )
+    if member is None or not is_new_account:
+        return
+    program = await _program(session, shop)
+    signup = program.config.signup
+    if not signup.enabled or signup.points <= 0:
+        return
+    await ledger.post(
+        session,
+        shop.id,
+        ledger.Posting(
+            member_id=member.id,
+            points=signup.points,
+            kind="signup",
+            idempotency_key=f"signup:{member.customer_id or member.id}",
+            source_type="customer",
+            source_id=member.customer_id,
+            program_version_id=program.version.id,
+            reason="Created an account",
+        ),
+    )
+    await members.reevaluate_tier(session, member.id, program.config)
+
+
+async def verify(session: AsyncSession, shop_id: int | None = None) -> list[str]:
+    """Every member whose cached balances differ from the sums of their entries."""
+    drift: list[str] = []
+    for row in await LedgerRepository(session).recomputed_balances(shop_id):
+        cached = (row.points_balance, row.pending_points, row.lifetime_points)
+        actual = (int(row.available), int(row.pending), int(row.lifetime))
+        if cached != actual:
+            drift.append(
+                f"member {row.id} (shop {row.shop_id}, customer {row.customer_id}): "
+                f"cached balance/pending/lifetime {cached} but entries sum to {actual}"
+            )
+    return drift
+
+
+async def entry_count(session: AsyncSession, shop_id: int) -> int:
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(LedgerEntry).where(LedgerEntry.shop_id == shop_id)
+        )
+        or 0
+    )

@@ -1,0 +1,184 @@
+"""SQL for the ledger: append entries, move cached balances atomically, and sum them.
+
+Balances on the member row are caches of the entries and change only here, in the same
+transaction as the entry, by `SET x = x + :delta`; never read-modify-write in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import EntryStatus, LedgerEntry, Member
+from app.models.base import utcnow
+from app.program.config import ProgramConfig, TierBasis
+from app.program.rules import window_start
+
+# Kinds that count as "earned" (towards tiers and lifetime points), with their reversals.
+EARNING_KINDS = ("earn", "referral", "review", "signup", "birthday", "custom", "import")
+TIER_KINDS = ("earn", "referral", "review", "signup", "birthday", "custom", "reverse")
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceDelta:
+    available: int = 0
+    pending: int = 0
+    lifetime: int = 0
+
+
+def lifetime_delta(kind: str, points: int) -> int:
+    """Lifetime points: everything earned, net of reversals; spending and expiry never count."""
+    if kind in EARNING_KINDS or kind == "reverse":
+        return points
+    if kind == "adjust" and points > 0:
+        return points
+    return 0
+
+
+class LedgerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def _insert(self) -> Any:
+        dialect = self.session.get_bind().dialect.name
+        return pg_insert if dialect == "postgresql" else sqlite_insert
+
+    async def append(self, values: dict[str, Any]) -> int | None:
+        """Insert an entry unless its idempotency key exists; the new id, or None if seen."""
+        values.setdefault("created_at", utcnow())
+        statement = (
+            self._insert()(LedgerEntry)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["shop_id", "idempotency_key"])
+            .returning(LedgerEntry.id)
+        )
+        result = await self.session.execute(statement)
+        return result.scalar_one_or_none()
+
+    async def move_balance(self, member_id: int, delta: BalanceDelta) -> None:
+        values: dict[str, Any] = {"updated_at": utcnow(), "sync_dirty_at": utcnow()}
+        if delta.available:
+            values["points_balance"] = Member.points_balance + delta.available
+        if delta.pending:
+            values["pending_points"] = Member.pending_points + delta.pending
+        if delta.lifetime:
+            values["lifetime_points"] = Member.lifetime_points + delta.lifetime
+        await self.session.execute(update(Member).where(Member.id == member_id).values(**values))
+
+    async def spend(self, member_id: int, cost: int) -> bool:
+        """Take `cost` points only if the balance covers them: the guard is in the UPDATE."""
+        result = await self.session.execute(
+            update(Member)
+            .where(Member.id == member_id, Member.points_balance >= cost)
+            .values(
+                points_balance=Member.points_balance - cost,
+                updated_at=utcnow(),
+                sync_dirty_at=utcnow(),
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def entry_by_key(self, shop_id: int, key: str) -> LedgerEntry | None:
+        result = await self.session.execute(
+            select(LedgerEntry).where(
+                LedgerEntry.shop_id == shop_id, LedgerEntry.idempotency_key == key
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def entries_for_source(
+        self, shop_id: int, source_type: str, source_id: str
+    ) -> list[LedgerEntry]:
+        result = await self.session.execute(
+            select(LedgerEntry)
+            .where(
+                LedgerEntry.shop_id == shop_id,
+                LedgerEntry.source_type == source_type,
+                LedgerEntry.source_id == source_id,
+            )
+            .order_by(LedgerEntry.id)
+        )
+        return list(result.scalars())
+
+    async def set_status(self, entry_id: int, old: str, new: str) -> bool:
+        """Move an entry pending → available or pending → cancelled, once."""
+        result = await self.session.execute(
+            update(LedgerEntry)
+            .where(LedgerEntry.id == entry_id, LedgerEntry.status == old)
+            .values(status=new)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def tier_points(
+        self, member_id: int, config: ProgramConfig, now: datetime | None = None
+    ) -> int:
+        """Points earned inside the tier window: earning entries minus their reversals."""
+        if config.tiers.basis is TierBasis.amount_spent:
+            return 0
+        start = window_start(config.tiers.window, now or utcnow())
+        conditions = [
+            LedgerEntry.member_id == member_id,
+            LedgerEntry.status == EntryStatus.available,
+            or_(
+                LedgerEntry.kind.in_(TIER_KINDS),
+                and_(LedgerEntry.kind == "adjust", LedgerEntry.points > 0),
+            ),
+        ]
+        if start is not None:
+            conditions.append(LedgerEntry.created_at >= start)
+        total = await self.session.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(*conditions)
+        )
+        return int(total or 0)
+
+    async def recomputed_balances(self, shop_id: int | None = None) -> list[Any]:
+        """Per member: cached balances beside the sums of their entries (for `ledger verify`)."""
+        entry_sums = (
+            select(
+                LedgerEntry.member_id.label("member_id"),
+                func.sum(
+                    case((LedgerEntry.status == EntryStatus.available, LedgerEntry.points), else_=0)
+                ).label("available"),
+                func.sum(
+                    case((LedgerEntry.status == EntryStatus.pending, LedgerEntry.points), else_=0)
+                ).label("pending"),
+                func.sum(
+                    case(
+                        (
+                            and_(
+                                LedgerEntry.status == EntryStatus.available,
+                                or_(
+                                    LedgerEntry.kind.in_((*EARNING_KINDS, "reverse")),
+                                    and_(LedgerEntry.kind == "adjust", LedgerEntry.points > 0),
+                                ),
+                            ),
+                            LedgerEntry.points,
+                        ),
+                        else_=0,
+                    )
+                ).label("lifetime"),
+            )
+            .group_by(LedgerEntry.member_id)
+            .subquery()
+        )
+        query = select(
+            Member.id,
+            Member.shop_id,
+            Member.customer_id,
+            Member.points_balance,
+            Member.pending_points,
+            Member.lifetime_points,
+            func.coalesce(entry_sums.c.available, 0).label("available"),
+            func.coalesce(entry_sums.c.pending, 0).label("pending"),
+            func.coalesce(entry_sums.c.lifetime, 0).label("lifetime"),
+        ).outerjoin(entry_sums, entry_sums.c.member_id == Member.id)
+        if shop_id is not None:
+            query = query.where(Member.shop_id == shop_id)
+        result = await self.session.execute(query.order_by(Member.id))
+        return list(result)

@@ -1,0 +1,33 @@
+"""All tables, imported together so metadata (and Alembic) sees every one."""
+
+from app.models.api_key import ApiKey
+from app.models.base import Base
+from app.models.compliance import ComplianceRequest, DataExport
+from app.models.idempotency import IdempotentRequest
+from app.models.ledger import EntryKind, EntryStatus, LedgerEntry
+from app.models.member import Member
+from app.models.order import Order, OrderRefund
+from app.models.program import ProgramVersion
+from app.models.shop import OAuthState, Platform, Shop, ShopStatus
+from app.models.webhook import DeadLetter, WebhookDelivery
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "ComplianceRequest",
+    "DataExport",
+    "DeadLetter",
+    "EntryKind",
+    "EntryStatus",
+    "IdempotentRequest",
+    "LedgerEntry",
+    "Member",
+    "OAuthState",
+    "Order",
+    "OrderRefund",
+    "Platform",
+    "ProgramVersion",
+    "Shop",
+    "ShopStatus",
+    "WebhookDelivery",
+]

@@ -1,0 +1,58 @@
+"""Program versions: every change is a new immutable version, and nothing is edited."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import ProgramVersion, Shop
+from app.program.config import ProgramConfig, default_program
+
+
+async def current_version(session: AsyncSession, shop_id: int) -> ProgramVersion | None:
+    result = await session.execute(
+        select(ProgramVersion)
+        .where(ProgramVersion.shop_id == shop_id)
+        .order_by(ProgramVersion.version.desc())
+        .limit(1)
+    )
+    return result.scalar_one_or_none()
+
+
+async def get_version(session: AsyncSession, version_id: int) -> ProgramVersion | None:
+    return await session.get(ProgramVersion, version_id)
+
+
+def config_of(version: ProgramVersion) -> ProgramConfig:
+    return ProgramConfig.model_validate(version.config)
+
+
+async def current_config(session: AsyncSession, shop: Shop) -> ProgramConfig:
+    version = await current_version(session, shop.id)
+    return config_of(version) if version else default_program(shop.currency)
+
+
+async def save_program(
+    session: AsyncSession, shop: Shop, config: ProgramConfig, created_by: str
+) -> ProgramVersion:
+    """Store `config` as the shop's next version; earlier versions stay for refunds."""
+    latest = await session.scalar(
+        select(func.max(ProgramVersion.version)).where(ProgramVersion.shop_id == shop.id)
+    )
+    version = ProgramVersion(
+        shop_id=shop.id,
+        version=(latest or 0) + 1,
+        config=config.model_dump(mode="json"),
+        created_by=created_by,
+    )
+    session.add(version)
+    await session.flush()
+    return version
+
+
+async def ensure_default_program(session: AsyncSession, shop: Shop) -> ProgramVersion:
+    """Give a newly installed shop its default program, once (a reinstall keeps the old one)."""
+    existing = await current_version(session, shop.id)
+    if existing is not None:
+        return existing
+    return await save_program(session, shop, default_program(shop.currency), "install")

@@ -1,0 +1,108 @@
+"""SQL for shops and their install state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import OAuthState, Platform, Shop
+
+
+class ShopRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, shop_id: int) -> Shop | None:
+        return await self.session.get(Shop, shop_id)
+
+    async def get_by_domain(self, domain: str, platform: str = Platform.shopify) -> Shop | None:
+        result = await self.session.execute(
+            select(Shop).where(Shop.platform == platform, Shop.domain == domain.lower())
+        )
+        return result.scalar_one_or_none()
+
+    async def add(self, shop: Shop) -> Shop:
+        self.session.add(shop)
+        await self.session.flush()
+        return shop
+
+    async def get_or_create_by_domain(self, domain: str, platform: str = Platform.shopify) -> Shop:
+        """The shop row, inserted if missing.
+
+        INSERT ... ON CONFLICT DO NOTHING first, so two installs of the same new shop racing
+        each other (two embedded loads at once) both end up on the one row instead of one
+        of them failing on the unique (platform, domain) constraint.
+        """
+        domain = domain.lower()
+        values = {"platform": platform, "domain": domain}
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(
+                pg_insert(Shop)
+                .values(values)
+                .on_conflict_do_nothing(index_elements=["platform", "domain"])
+            )
+        else:
+            await self.session.execute(
+                sqlite_insert(Shop)
+                .values(values)
+                .on_conflict_do_nothing(index_elements=["platform", "domain"])
+            )
+        result = await self.session.execute(
+            select(Shop)
+            .where(Shop.platform == platform, Shop.domain == domain)
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one()
+
+    async def lock(self, shop_id: int) -> Shop | None:
+        """Re-read a shop under a row lock (PostgreSQL; SQLite's writer lock already serialises)."""
+        result = await self.session.execute(
+            select(Shop)
+            .where(Shop.id == shop_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
+
+    async def store_tokens(
+        self,
+        shop: Shop,
+        *,
+        access_token_enc: bytes,
+        access_token_expires_at: datetime | None,
+        refresh_token_enc: bytes | None,
+        refresh_token_expires_at: datetime | None,
+    ) -> None:
+        """Replace the whole token pair in one UPDATE: a half-stored pair could not refresh."""
+        shop.access_token_enc = access_token_enc
+        shop.access_token_expires_at = access_token_expires_at
+        shop.refresh_token_enc = refresh_token_enc
+        shop.refresh_token_expires_at = refresh_token_expires_at
+        await self.session.flush()
+
+    async def add_oauth_state(self, nonce: str, shop_domain: str) -> OAuthState:
+        row = OAuthState(nonce=nonce, shop_domain=shop_domain.lower())
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def consume_oauth_state(self, nonce: str, shop_domain: str) -> bool:
+        """Delete the nonce and say whether this call was the one that deleted it.
+
+        DELETE ... RETURNING rather than read-then-delete: of two concurrent callbacks with
+        the same state, exactly one gets the row back.
+        """
+        result = await self.session.execute(
+            delete(OAuthState)
+            .where(OAuthState.nonce == nonce, OAuthState.shop_domain == shop_domain.lower())
+            .returning(OAuthState.nonce)
+        )
+        return result.scalar_one_or_none() is not None
+
+    async def purge_oauth_states(self, created_before: datetime) -> None:
+        """Drop nonces of abandoned installs; their signed state has expired anyway."""
+        await self.session.execute(delete(OAuthState).where(OAuthState.created_at < created_before))

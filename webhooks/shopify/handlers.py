@@ -1,0 +1,97 @@
+"""One handler per Shopify topic; the allow-list is this table.
+
+Each handler runs inside the pipeline's transaction and only flushes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from app.ledger import engine
+from app.models import ShopStatus
+from app.models.base import utcnow
+from app.privacy import service as privacy
+from webhooks.pipeline import Handler, HandlerContext
+from webhooks.shopify.normalise import customer_event, order_event, refund_event
+
+logger = logging.getLogger("stamp.webhooks.shopify")
+
+COMPLIANCE_TOPICS = frozenset({"customers/data_request", "customers/redact", "shop/redact"})
+LIFECYCLE_TOPICS = frozenset({"app/uninstalled"})
+
+
+def _object(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise ValueError("expected a JSON object")
+    return payload
+
+
+async def app_uninstalled(ctx: HandlerContext, payload: Any) -> None:
+    """Stop using the credentials at once; keep the data until `shop/redact` asks otherwise."""
+    _object(payload)
+    shop = ctx.shop
+    shop.access_token_enc = None
+    shop.refresh_token_enc = None
+    shop.access_token_expires_at = None
+    shop.refresh_token_expires_at = None
+    if shop.status == ShopStatus.installed:
+        shop.status = ShopStatus.uninstalled
+        shop.uninstalled_at = utcnow()
+    await ctx.session.flush()
+
+
+async def customers_data_request(ctx: HandlerContext, payload: Any) -> None:
+    await privacy.export_customer(ctx.session, ctx.shop, _object(payload), ctx.delivery.body)
+
+
+async def customers_redact(ctx: HandlerContext, payload: Any) -> None:
+    await privacy.redact_customer(ctx.session, ctx.shop, _object(payload), ctx.delivery.body)
+
+
+async def shop_redact(ctx: HandlerContext, payload: Any) -> None:
+    _object(payload)
+    if ctx.shop.status == ShopStatus.installed:
+        # Shopify does not send this after a reinstall; if it does, the merchant is back.
+        logger.warning("shop/redact for %s while installed: data kept", ctx.shop.domain)
+        return
+    await privacy.redact_shop(ctx.session, ctx.shop, ctx.delivery.body)
+
+
+async def order_topic(ctx: HandlerContext, payload: Any) -> None:
+    """Every order topic lands here; whether it earns depends on the order's state.
+
+    `orders/paid` earns, and so does `orders/create` when the order is already paid (some
+    checkouts never send a separate paid event). `orders/fulfilled` records the order.
+    """
+    topic = ctx.delivery.topic
+    event = order_event(topic, _object(payload))
+    earns = topic == "orders/paid" or (
+        topic == "orders/create"
+        and getattr(event, "financial_status", None) in {"paid", "partially_refunded"}
+    )
+    await engine.apply(ctx.session, ctx.shop, event, earn=earns)
+
+
+async def refunds_create(ctx: HandlerContext, payload: Any) -> None:
+    event = refund_event(_object(payload), shop_currency=ctx.shop.currency)
+    await engine.apply(ctx.session, ctx.shop, event)
+
+
+async def customer_topic(ctx: HandlerContext, payload: Any) -> None:
+    await engine.apply(ctx.session, ctx.shop, customer_event(ctx.delivery.topic, _object(payload)))
+
+
+HANDLERS: dict[str, Handler] = {
+    "orders/create": order_topic,
+    "orders/paid": order_topic,
+    "orders/fulfilled": order_topic,
+    "orders/cancelled": order_topic,
+    "refunds/create": refunds_create,
+    "customers/create": customer_topic,
+    "customers/update": customer_topic,
+    "app/uninstalled": app_uninstalled,
+    "customers/data_request": customers_data_request,
+    "customers/redact": customers_redact,
+    "shop/redact": shop_redact,
+}
