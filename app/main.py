@@ -18,13 +18,17 @@ from app.settings import Settings, get_settings
 from app.state import State, get_state
 
 
-def error_response(status_code: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status_code)
+def error_response(
+    status_code: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status_code, headers=headers
+    )
 
 
 async def _app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
-    return error_response(exc.status_code, exc.code, exc.message)
+    return error_response(exc.status_code, exc.code, exc.message, getattr(exc, "headers", None))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -59,17 +63,24 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
-def _routes() -> list[BaseRoute]:
+def _routes(settings: Settings) -> list[BaseRoute]:
     from app.admin.routes import routes as admin_routes
     from app.api.routes import routes as api_routes
     from app.shops.routes import routes as shop_routes
-    from webhooks.routes import routes as webhook_routes
+    from webhooks.routes import build_routes as webhook_routes
+
+    extra: list[BaseRoute] = []
+    if settings.DEMO_MODE:
+        from app.demo.routes import routes as demo_routes
+
+        extra.extend(demo_routes)
 
     return [
+        *extra,
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         *shop_routes,
-        *webhook_routes,
+        *webhook_routes(settings.BENCH_ENDPOINTS),
         *api_routes,
         *admin_routes,
     ]
@@ -87,7 +98,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await state.aclose()
 
     return Starlette(
-        routes=_routes(),
+        routes=_routes(settings),
         lifespan=lifespan,
         exception_handlers={AppError: _app_error, HTTPException: _http_error},
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,7 +48,7 @@ def enqueue(task: TaskWrapper, *args: Any) -> None:
 _local = threading.local()
 
 
-def run_job(job: Callable[[State], Awaitable[T]]) -> T:
+def run_job(job: Callable[[State], Coroutine[Any, Any, T]]) -> T:
     """Run an async job body on this thread's own loop and State."""
     runner: asyncio.Runner | None = getattr(_local, "runner", None)
     if runner is None:
@@ -62,8 +62,8 @@ def run_job(job: Callable[[State], Awaitable[T]]) -> T:
 def run_burst(queue: Huey, max_seconds: float = 300.0) -> int:
     """Run every task that is due now, then return how many ran (`stamp worker --burst`)."""
     deadline = time.monotonic() + max_seconds
-    for task in queue.read_schedule():
-        queue.enqueue(task)
+    for scheduled in queue.read_schedule():
+        queue.enqueue(scheduled)
     executed = 0
     while time.monotonic() < deadline:
         task: Task | None = queue.dequeue()

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     WEBHOOK_BODY_RETENTION_DAYS: int = 30
     HTTP_TIMEOUT_SECONDS: float = 10.0
     DB_POOL_SIZE: int = 10
+    # Serves /webhooks/bench/bare (HMAC check only) for the intake benchmark's baseline.
+    BENCH_ENDPOINTS: bool = False
+    # Serves the demo storefront and the local Shopify Admin stand-in (`stamp demo`).
+    DEMO_MODE: bool = False
 
     @field_validator("APP_URL")
     @classmethod
@@ -78,6 +82,8 @@ class Settings(BaseSettings):
             for name in ("SECRET_KEY", "SHOPIFY_API_KEY", "SHOPIFY_API_SECRET", "ENCRYPTION_KEYS")
             if not getattr(self, name)
         ]
+        if self.BENCH_ENDPOINTS or self.DEMO_MODE:
+            missing.append("BENCH_ENDPOINTS and DEMO_MODE off")
         if missing:
             raise ConfigurationError(
                 "Stamp refuses to start in production without: " + ", ".join(missing)

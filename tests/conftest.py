@@ -50,6 +50,23 @@ def service_missing(what: str, error: BaseException) -> None:
     pytest.skip(message)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked for one database is not generated for the other (deselected, not skipped)."""
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        backend = getattr(item, "callspec", None) and item.callspec.params.get("database_url")
+        if (backend == "postgresql" and item.get_closest_marker("sqlite_only")) or (
+            backend == "sqlite" and item.get_closest_marker("postgres_only")
+        ):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 async def _create_postgres_database() -> str:
     name = f"stamp_test_{uuid.uuid4().hex[:12]}"
     admin = create_async_engine(async_database_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")

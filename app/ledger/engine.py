@@ -248,9 +248,11 @@ async def _reverse(
     earn = await LedgerRepository(session).entry_by_key(shop.id, f"order:{order.order_id}:earn")
     if earn is not None and earn.status == EntryStatus.pending:
         if order.points_reversed + points >= order.points_earned:
-            for entry in await LedgerRepository(session).entries_for_source(
+            # Reversals first, so the pending total never dips below zero on the way.
+            order_entries = await LedgerRepository(session).entries_for_source(
                 shop.id, "order", order.order_id
-            ):
+            )
+            for entry in sorted(order_entries, key=lambda e: e.points):
                 if entry.status == EntryStatus.pending:
                     await ledger.cancel_pending(session, entry)
             order.points_reversed = order.points_earned

@@ -53,6 +53,9 @@ class Member(TimestampMixin, Base):
     lifetime_points: Mapped[int] = mapped_column(BigInteger, default=0)
     tier_name: Mapped[str | None] = mapped_column(String(64))
     last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set by the expiry job so the Klaviyo sync can say "N points expire on D".
+    expiring_points: Mapped[int] = mapped_column(BigInteger, default=0)
+    expiring_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sync_dirty_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     redacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

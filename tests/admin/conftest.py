@@ -5,24 +5,19 @@ from collections.abc import Iterator
 import pytest
 import respx
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.admin.auth import require_shop
+from app.main import create_app
 from app.state import State
-from tests.shops.support import build_app
-
-
-async def whoami(request: Request) -> Response:
-    """A stand-in admin API endpoint guarded by `require_shop`."""
-    shop = await require_shop(request)
-    return JSONResponse({"shop": shop.domain, "name": shop.name})
+from tests.shops.support import WHOAMI, whoami
 
 
 @pytest.fixture
 def app(state: State) -> Starlette:
-    return build_app(Route("/admin/api/whoami", whoami))
+    """The real app, plus one endpoint that exercises `require_shop` over HTTP."""
+    application = create_app(state.settings)
+    application.router.routes.append(Route(WHOAMI, whoami))
+    return application
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ import httpx
 import pytest
 import respx
 from sqlalchemy import select
+from starlette.requests import Request
 
-from app.admin.auth import RETRY_HEADER
+from app.admin.auth import RETRY_HEADER, InvalidSessionToken, require_shop
 from app.models import ProgramVersion, Shop, ShopStatus
 from app.models.base import utcnow
 from app.settings import Settings
@@ -20,6 +21,7 @@ from tests.shops.support import (
     ACCESS_TOKEN,
     REFRESH_TOKEN,
     SHOP,
+    WHOAMI,
     counts,
     embedded_query,
     encode_host,
@@ -324,26 +326,36 @@ async def test_require_shop_accepts_a_valid_session_token(
     await add_shop(state)
 
     response = await client.get(
-        "/admin/api/whoami", headers={"Authorization": f"Bearer {session_token(settings)}"}
+        WHOAMI, headers={"Authorization": f"Bearer {session_token(settings)}"}
     )
 
     assert response.status_code == 200
     assert response.json() == {"shop": SHOP, "name": "Some Shop"}
 
 
+def whoami_request(state: State, authorization: str | None) -> Request:
+    headers = [(b"authorization", authorization.encode())] if authorization else []
+    return Request(
+        {
+            "type": "http",
+            "method": "GET",
+            "path": WHOAMI,
+            "query_string": b"",
+            "headers": headers,
+            "state": {"stamp": state},
+        }
+    )
+
+
 @pytest.mark.parametrize(
     "authorization",
-    [
-        None,
-        "Basic dXNlcjpwYXNz",
-        "Bearer not-a-jwt",
-        "Bearer forged",
-        "Bearer expired",
-    ],
+    [None, "Basic dXNlcjpwYXNz", "Bearer not-a-jwt", "Bearer forged", "Bearer expired"],
 )
-async def test_require_shop_asks_app_bridge_to_retry_on_a_bad_token(
+async def test_require_shop_refuses_a_bad_token_and_asks_app_bridge_to_retry(
     client: httpx.AsyncClient, state: State, settings: Settings, authorization: str | None
 ) -> None:
+    # given an installed shop and a request whose session token is missing, malformed,
+    # signed with another secret, or expired
     await add_shop(state)
     if authorization == "Bearer forged":
         authorization = "Bearer " + session_token(
@@ -353,11 +365,15 @@ async def test_require_shop_asks_app_bridge_to_retry_on_a_bad_token(
         authorization = "Bearer " + session_token(settings, issued_at=int(time.time()) - 120)
     headers = {"Authorization": authorization} if authorization else {}
 
-    response = await client.get("/admin/api/whoami", headers=headers)
-
+    # when an admin fetch carries it, it is refused with 401
+    response = await client.get(WHOAMI, headers=headers)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_session_token"
-    assert response.headers[RETRY_HEADER] == "1"
+
+    # and the error carries the header that makes App Bridge retry with a fresh token
+    with pytest.raises(InvalidSessionToken) as raised:
+        await require_shop(whoami_request(state, authorization))
+    assert raised.value.headers == {RETRY_HEADER: "1"}
 
 
 @pytest.mark.parametrize("status", [None, ShopStatus.uninstalled])
@@ -368,7 +384,7 @@ async def test_require_shop_refuses_a_shop_that_is_not_installed(
         await add_shop(state, status=status)
 
     response = await client.get(
-        "/admin/api/whoami", headers={"Authorization": f"Bearer {session_token(settings)}"}
+        WHOAMI, headers={"Authorization": f"Bearer {session_token(settings)}"}
     )
 
     assert response.status_code == 401

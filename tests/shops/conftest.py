@@ -4,15 +4,6 @@ from collections.abc import Iterator
 
 import pytest
 import respx
-from starlette.applications import Starlette
-
-from app.state import State
-from tests.shops.support import build_app
-
-
-@pytest.fixture
-def app(state: State) -> Starlette:
-    return build_app()
 
 
 @pytest.fixture

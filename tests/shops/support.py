@@ -13,25 +13,21 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import jwt
 import respx
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute
 
-from app.admin.routes import routes as admin_routes
-from app.errors import AppError
+from app.admin.auth import require_shop
 from app.integrations.shopify import signing
 from app.settings import Settings
-from app.shops.routes import routes as shop_routes
 from app.state import State
 from tests.builders import row_counts
 
 SHOP = "some-shop.myshopify.com"
-SHOP_ADMIN = f"https://{SHOP}"
 TOKEN_PATH = "/admin/oauth/access_token"
 ACCESS_TOKEN = "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"
 REFRESH_TOKEN = "shprt_9a8b7c6d5e4f30211203f4e5d6c7b8a9"
 GRANTED_SCOPES = "read_customers,write_customers,read_orders,write_discounts,write_app_proxy"
+WHOAMI = "/admin/api/test-whoami"
 SHOP_INFO = {
     "name": "Some Shop",
     "email": "owner@some-shop.example",
@@ -42,25 +38,10 @@ SHOP_INFO = {
 }
 
 
-def build_app(*extra: BaseRoute) -> Starlette:
-    """Our routes on a bare app with the error handler app.main will provide.
-
-    app.main imports every package's routes; until all exist it cannot be imported, so
-    these tests mount only the routes under test. The handler also sends an error's
-    `headers` (the session-token retry header).
-    """
-
-    async def app_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, AppError)
-        return JSONResponse(
-            {"error": {"code": exc.code, "message": exc.message}},
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
-
-    return Starlette(
-        routes=[*shop_routes, *admin_routes, *extra], exception_handlers={AppError: app_error}
-    )
+async def whoami(request: Request) -> Response:
+    """A stand-in admin API endpoint guarded by `require_shop`."""
+    shop = await require_shop(request)
+    return JSONResponse({"shop": shop.domain, "name": shop.name})
 
 
 def grant(

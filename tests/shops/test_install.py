@@ -181,6 +181,7 @@ async def test_install_stores_encrypted_tokens_default_program_and_opens_embedde
     assert nonces == 0
 
 
+@pytest.mark.sqlite_only
 async def test_sqlite_file_never_holds_tokens_in_plaintext(
     client: httpx.AsyncClient,
     state: State,
@@ -188,8 +189,6 @@ async def test_sqlite_file_never_holds_tokens_in_plaintext(
     shopify: respx.MockRouter,
     database_url: str,
 ) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("reads the SQLite database file; PostgreSQL has no single file to read")
     # given a completed install
     mock_shopify(shopify, settings)
     oauth_state = await begin_install(client)

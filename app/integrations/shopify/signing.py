@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
+import jwt.types
 
 SHOP_DOMAIN_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]*\.myshopify\.com$")
 
@@ -122,7 +123,7 @@ def decode_session_token(
     token: str, api_key: str, secret: str, *, leeway: int = 10, now: float | None = None
 ) -> SessionToken:
     """Check an App Bridge session token: signature, times, audience, and iss/dest agreement."""
-    options: dict[str, Any] = {"require": ["iss", "dest", "aud", "exp", "nbf"]}
+    options: jwt.types.Options = {"require": ["iss", "dest", "aud", "exp", "nbf"]}
     try:
         if now is not None:
             claims = _decode_at(token, api_key, secret, leeway, options, now)
@@ -152,7 +153,7 @@ def decode_session_token(
 
 
 def _decode_at(
-    token: str, api_key: str, secret: str, leeway: int, options: dict[str, Any], now: float
+    token: str, api_key: str, secret: str, leeway: int, options: jwt.types.Options, now: float
 ) -> dict[str, Any]:
     """Decode as if the clock read `now` (for the documented vectors)."""
     claims: dict[str, Any] = jwt.decode(
