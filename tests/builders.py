@@ -94,3 +94,12 @@ async def all_stored_text(session: AsyncSession) -> str:
                 elif value is not None:
                     parts.append(orjson.dumps(value, default=str).decode())
     return "\n".join(parts).lower()
+
+
+async def api_key_for(session: AsyncSession, shop: Shop) -> dict[str, str]:
+    """Authorization headers with a fresh API key for `shop`."""
+    from app.api_keys.service import create_key
+
+    created = await create_key(session, shop, "tests")
+    await session.commit()
+    return {"Authorization": f"Bearer {created.plaintext}"}

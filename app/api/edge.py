@@ -53,6 +53,11 @@ class ApiContext:
         except ValidationError as exc:
             raise validation_error(exc) from exc
 
+    @property
+    def actor(self) -> str:
+        """Who did it, as recorded on ledger entries: the API key's shop and channel."""
+        return f"api:{self.shop.domain}"
+
     def body_sha256(self) -> str:
         return hashlib.sha256(self.raw_body).hexdigest()
 

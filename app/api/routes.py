@@ -7,11 +7,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from app.api.openapi import Operation, build_document
+from app.ledger import routes as ledger
 from app.members import routes as members
 
 
 def _operations() -> list[Operation]:
-    return [*members.operations]
+    return [*members.operations, *ledger.operations]
 
 
 async def openapi_json(request: Request) -> Response:
@@ -21,4 +22,5 @@ async def openapi_json(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/api/v1/openapi.json", openapi_json, methods=["GET"]),
     *members.routes,
+    *ledger.routes,
 ]

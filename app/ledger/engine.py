@@ -9,13 +9,16 @@ so concurrent deliveries about one order queue up instead of racing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import insert_if_absent
+from app.errors import AppError
 from app.events import (
+    CustomAction,
     CustomerCreated,
     CustomerUpdated,
     DomainEvent,
@@ -24,7 +27,7 @@ from app.events import (
     OrderRefunded,
 )
 from app.ledger import service as ledger
-from app.ledger.repository import LedgerRepository
+from app.ledger.repository import ActivityRepository, LedgerRepository
 from app.members import service as members
 from app.models import EntryStatus, LedgerEntry, Member, Order, OrderRefund, ProgramVersion, Shop
 from app.models.base import utcnow
@@ -320,6 +323,57 @@ async def customer_changed(
         ),
     )
     await members.reevaluate_tier(session, member.id, program.config)
+
+
+class CustomActionRefused(AppError):
+    status_code = 409
+    code = "custom_action_limit"
+
+
+async def custom_action(
+    session: AsyncSession, shop: Shop, member: Member, event: CustomAction
+) -> LedgerEntry:
+    """Reward a merchant-defined action once per idempotency key, within its limits."""
+    program = await _program(session, shop)
+    action = next((a for a in program.config.custom_actions if a.key == event.action), None)
+    if action is None:
+        raise AppError(
+            f"No custom action {event.action!r} in this shop's program",
+            code="unknown_event",
+            status_code=422,
+        )
+    key = f"custom:{event.idempotency_key}"
+    repo = LedgerRepository(session)
+    existing = await repo.entry_by_key(shop.id, key)
+    if existing is not None:
+        return existing
+    count, last_at = await ActivityRepository(session).custom_history(member.id, action.key)
+    if action.limit_per_member is not None and count >= action.limit_per_member:
+        raise CustomActionRefused(f"{action.name} can be rewarded {action.limit_per_member} times")
+    if action.cooldown_days is not None and last_at is not None:
+        if event.occurred_at - last_at < timedelta(days=action.cooldown_days):
+            raise CustomActionRefused(
+                f"{action.name} can be rewarded once every {action.cooldown_days} days"
+            )
+    await ledger.post(
+        session,
+        shop.id,
+        ledger.Posting(
+            member_id=member.id,
+            points=action.points,
+            kind="custom",
+            idempotency_key=key,
+            source_type="custom_action",
+            source_id=action.key,
+            program_version_id=program.version.id,
+            reason=action.name,
+            created_at=event.occurred_at,
+        ),
+    )
+    await members.reevaluate_tier(session, member.id, program.config)
+    entry = await repo.entry_by_key(shop.id, key)
+    assert entry is not None
+    return entry
 
 
 async def verify(session: AsyncSession, shop_id: int | None = None) -> list[str]:

@@ -182,3 +182,30 @@ class LedgerRepository:
             query = query.where(Member.shop_id == shop_id)
         result = await self.session.execute(query.order_by(Member.id))
         return list(result)
+
+
+class ActivityRepository:
+    """Reading a member's entries, newest first, a page at a time."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def page(self, member_id: int, limit: int, before_id: int | None) -> list[LedgerEntry]:
+        query = select(LedgerEntry).where(LedgerEntry.member_id == member_id)
+        if before_id is not None:
+            query = query.where(LedgerEntry.id < before_id)
+        result = await self.session.execute(query.order_by(LedgerEntry.id.desc()).limit(limit))
+        return list(result.scalars())
+
+    async def custom_history(self, member_id: int, action: str) -> tuple[int, datetime | None]:
+        """How often a member was rewarded for a custom action, and when last."""
+        row = (
+            await self.session.execute(
+                select(func.count(), func.max(LedgerEntry.created_at)).where(
+                    LedgerEntry.member_id == member_id,
+                    LedgerEntry.kind == "custom",
+                    LedgerEntry.source_id == action,
+                )
+            )
+        ).one()
+        return int(row[0]), row[1]

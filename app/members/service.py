@@ -133,9 +133,10 @@ async def member_for_customer(
         return MemberMatch(created, created=True)
     if not email:
         return MemberMatch(None)
-    member = await writer.guest_by_email(shop.id, email)
-    if member is not None:
-        return MemberMatch(member)
+    # No customer record: the email decides, preferring a member who has an account.
+    known = await repo.by_email(shop.id, email)
+    if known:
+        return MemberMatch(sorted(known, key=lambda m: (not m.is_account, m.id))[0])
     created = await writer.insert_if_absent(
         shop_id=shop.id, email=email, is_account=False, referral_code=new_referral_code()
     )
