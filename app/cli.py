@@ -202,6 +202,27 @@ def webhooks_purge(
     console.print(f"Purged {run_with_state(body)} stored bodies.")
 
 
+@ledger_cli.command("verify")
+def ledger_verify(
+    shop: Annotated[str | None, typer.Option("--shop", help="Only this shop")] = None,
+) -> None:
+    """Recompute every balance from the entries; exit 1 on any drift."""
+    from app.ledger.engine import verify
+
+    async def body(state: State) -> list[str]:
+        shop_id = (await _shop_or_exit(state, shop)).id if shop else None
+        async with state.sessionmaker() as session:
+            return await verify(session, shop_id)
+
+    drift = run_with_state(body)
+    for line in drift:
+        err.print(f"[red]drift[/red] {line}", soft_wrap=True)
+    if drift:
+        err.print(f"[red]{len(drift)} member(s) drifted from their ledger.[/red]")
+        raise typer.Exit(code=1)
+    console.print("Ledger verified: every cached balance equals the sum of its entries.")
+
+
 def main() -> None:
     try:
         cli()
