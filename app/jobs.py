@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-TASK_MODULES: tuple[str, ...] = ("app.maintenance.tasks",)
+TASK_MODULES: tuple[str, ...] = ("app.maintenance.tasks", "app.ledger.tasks")
 
 
 def load_tasks() -> None:

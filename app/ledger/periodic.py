@@ -18,10 +18,9 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, extract, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, extract, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import unit_of_work
@@ -79,7 +78,7 @@ def _zone(shop: Shop) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def _effective_at() -> Any:
+def _effective_at() -> ColumnElement[datetime]:
     """When an entry's points became spendable: the release time, else the creation time."""
     return func.coalesce(LedgerEntry.available_at, LedgerEntry.created_at, type_=UTCDateTime())
 

@@ -130,12 +130,14 @@ class LedgerRepository:
                 and_(LedgerEntry.kind == "adjust", LedgerEntry.points > 0),
             ),
         ]
+        # Points count from when they became spendable, as in `rules.tier_points`.
+        effective_at = func.coalesce(LedgerEntry.available_at, LedgerEntry.created_at)
         if start is not None:
-            conditions.append(LedgerEntry.created_at >= start)
+            conditions.append(effective_at >= start)
         total = await self.session.scalar(
             select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(*conditions)
         )
-        return int(total or 0)
+        return max(int(total or 0), 0)
 
     async def recomputed_balances(self, shop_id: int | None = None) -> list[Any]:
         """Per member: cached balances beside the sums of their entries (for `ledger verify`)."""

@@ -30,6 +30,7 @@ EARNING_KINDS = frozenset({"earn", "referral", "review", "signup", "birthday", "
 REVERSAL_KIND = "reverse"
 ADJUST_KIND = "adjust"
 REDEEM_KIND = "redeem"
+IMPORT_KIND = "import"
 
 
 def round_half_up(value: Decimal) -> int:
@@ -269,13 +270,17 @@ def _dates(start: datetime, days: int, warning_days: int) -> ExpiryDates:
 
 
 def last_activity(entries: Iterable[Entry]) -> datetime | None:
-    """The last earn or spend: what inactivity expiry counts from."""
+    """The last earn, spend or import: what inactivity expiry counts from.
+
+    A pending earning counts (the shopper ordered, even if the points are still held), and
+    so does an imported balance (its import date starts the clock); cancelled ones do not.
+    """
     moments = [
         entry.created_at
         for entry in entries
-        if entry.status == "available"
+        if entry.status in ("available", "pending")
         and (
-            entry.kind == REDEEM_KIND
+            entry.kind in (REDEEM_KIND, IMPORT_KIND)
             or entry.kind in EARNING_KINDS
             or (entry.kind == ADJUST_KIND and entry.points > 0)
         )
