@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -32,7 +33,7 @@ from app.members import service as members
 from app.models import EntryStatus, LedgerEntry, Member, Order, OrderRefund, ProgramVersion, Shop
 from app.models.base import utcnow
 from app.program import rules
-from app.program.config import Participation, ProgramConfig
+from app.program.config import EarningTrigger, Participation, ProgramConfig
 from app.program.service import config_of, current_version, ensure_default_program
 
 
@@ -47,12 +48,38 @@ async def _program(session: AsyncSession, shop: Shop) -> Program:
     return Program(version, config_of(version))
 
 
+class OrderOccasion(StrEnum):
+    """Why an order event arrived; with the program's trigger it decides whether it earns."""
+
+    created = "created"
+    paid = "paid"
+    fulfilled = "fulfilled"
+    updated = "updated"
+
+
+PAID_STATUSES = frozenset({"paid", "partially_refunded", "refunded"})
+
+
+def order_earns_now(event: OrderPaid, occasion: OrderOccasion, config: ProgramConfig) -> bool:
+    """`paid` programs earn on orders/paid (or a create that is already paid);
+    `fulfilled` programs earn on orders/fulfilled."""
+    if config.earning.trigger is EarningTrigger.fulfilled:
+        return occasion is OrderOccasion.fulfilled
+    return occasion is OrderOccasion.paid or (
+        occasion is OrderOccasion.created and event.financial_status in PAID_STATUSES
+    )
+
+
 async def apply(
-    session: AsyncSession, shop: Shop, event: DomainEvent, *, earn: bool = True
+    session: AsyncSession,
+    shop: Shop,
+    event: DomainEvent,
+    *,
+    occasion: OrderOccasion = OrderOccasion.paid,
 ) -> None:
-    """Apply one event. `earn=False` records an order without awarding (e.g. wrong trigger)."""
+    """Apply one event; for orders, `occasion` says which topic brought it."""
     if isinstance(event, OrderPaid):
-        await order_paid(session, shop, event, earn=earn)
+        await order_paid(session, shop, event, occasion=occasion)
     elif isinstance(event, OrderRefunded):
         await order_refunded(session, shop, event)
     elif isinstance(event, OrderCancelled):
@@ -76,8 +103,11 @@ async def _lock_order(session: AsyncSession, shop_id: int, order_id: str) -> Ord
     return result.scalar_one_or_none()
 
 
-async def order_paid(session: AsyncSession, shop: Shop, event: OrderPaid, *, earn: bool) -> None:
+async def order_paid(
+    session: AsyncSession, shop: Shop, event: OrderPaid, *, occasion: OrderOccasion
+) -> None:
     program = await _program(session, shop)
+    earn = order_earns_now(event, occasion, program.config)
     member = (await members.member_for_customer(session, shop, event.customer, event.email)).member
     order = await _lock_order(session, shop.id, event.order_id)
     if order is None:
@@ -127,7 +157,7 @@ async def order_paid(session: AsyncSession, shop: Shop, event: OrderPaid, *, ear
     await session.flush()
     # Refunds that arrived before the order earned are reversed now.
     await _reconcile_reversal(session, shop, order, f"order:{event.order_id}:early-refunds")
-    await members.reevaluate_tier(session, member.id, program.config)
+    await members.reevaluate_tier(session, member.id, program.config, program.version.id)
 
 
 async def _insert_order(
@@ -322,7 +352,7 @@ async def customer_changed(
             reason="Created an account",
         ),
     )
-    await members.reevaluate_tier(session, member.id, program.config)
+    await members.reevaluate_tier(session, member.id, program.config, program.version.id)
 
 
 class CustomActionRefused(AppError):
@@ -370,7 +400,7 @@ async def custom_action(
             created_at=event.occurred_at,
         ),
     )
-    await members.reevaluate_tier(session, member.id, program.config)
+    await members.reevaluate_tier(session, member.id, program.config, program.version.id)
     entry = await repo.entry_by_key(shop.id, key)
     assert entry is not None
     return entry

@@ -34,6 +34,7 @@ from app.program.config import (
     Participation,
     ProgramConfig,
     TierBasis,
+    TierDowngrade,
     default_program,
 )
 from app.program.service import config_of, current_version
@@ -177,6 +178,11 @@ async def _retier(
             .where(Member.id.in_(ids))
             .values(tier_name=tier_name, sync_dirty_at=now, updated_at=now)
         )
+        level = next((lvl for lvl in config.tiers.levels if lvl.name == tier_name), None)
+        if level is not None and level.entry_reward > 0:
+            for member_id in ids:
+                if ranks[level.name] > ranks.get(current.get(member_id) or "", -1):
+                    await service.award_tier_entry(session, shop.id, member_id, level, None)
     return sum(len(ids) for ids in moves.values())
 
 
@@ -210,7 +216,14 @@ async def reevaluate_tiers(session: AsyncSession, shop: Shop, now: datetime) -> 
         )
         if not member_ids:
             break
-        changed += await _retier(session, shop, program.config, member_ids, now, downgrade=True)
+        changed += await _retier(
+            session,
+            shop,
+            program.config,
+            member_ids,
+            now,
+            downgrade=program.config.tiers.downgrade is TierDowngrade.window_end,
+        )
         after = member_ids[-1]
     await session.flush()
     return changed

@@ -18,6 +18,7 @@ from app.errors import AppError, Conflict
 from app.ledger.repository import BalanceDelta, LedgerRepository, lifetime_delta
 from app.models import EntryStatus, LedgerEntry, Member, Shop
 from app.models.base import utcnow
+from app.program.config import Tier
 
 
 class InsufficientPoints(Conflict):
@@ -129,6 +130,28 @@ async def cancel_pending(session: AsyncSession, entry: LedgerEntry) -> bool:
         return False
     await repo.move_balance(entry.member_id, BalanceDelta(pending=-entry.points))
     return True
+
+
+async def award_tier_entry(
+    session: AsyncSession, shop_id: int, member_id: int, tier: Tier, version_id: int | None
+) -> int | None:
+    """The tier's entry reward, the first time a member reaches it (never twice)."""
+    if tier.entry_reward <= 0:
+        return None
+    return await post(
+        session,
+        shop_id,
+        Posting(
+            member_id=member_id,
+            points=tier.entry_reward,
+            kind="earn",
+            idempotency_key=f"tier-entry:{member_id}:{tier.name}",
+            source_type="tier",
+            source_id=tier.name,
+            program_version_id=version_id,
+            reason=f"Reached {tier.name}",
+        ),
+    )
 
 
 async def adjust(

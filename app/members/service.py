@@ -145,7 +145,9 @@ async def member_for_customer(
     return MemberMatch(created, created=True)
 
 
-async def reevaluate_tier(session: AsyncSession, member_id: int, config: ProgramConfig) -> None:
+async def reevaluate_tier(
+    session: AsyncSession, member_id: int, config: ProgramConfig, version_id: int | None = None
+) -> None:
     """Move a member up as soon as they reach a tier; moving down waits for the window job."""
     from app.ledger.repository import LedgerRepository
     from app.program import rules
@@ -162,3 +164,6 @@ async def reevaluate_tier(session: AsyncSession, member_id: int, config: Program
         member.tier_name = tier.name
         member.sync_dirty_at = utcnow()
         await session.flush()
+        from app.ledger.service import award_tier_entry
+
+        await award_tier_entry(session, member.shop_id, member.id, tier, version_id)

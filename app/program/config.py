@@ -57,6 +57,21 @@ class RewardKind(StrEnum):
     percentage = "percentage"
     free_shipping = "free_shipping"
     free_product = "free_product"
+    variable = "variable"  # the shopper picks how many points: N points per 1 unit off
+
+
+class EarningTrigger(StrEnum):
+    """When an order earns: once paid, or once fulfilled (fewer reversals for slow shippers)."""
+
+    paid = "paid"
+    fulfilled = "fulfilled"
+
+
+class TierDowngrade(StrEnum):
+    """Whether a member can fall to a lower tier when the window moves on."""
+
+    window_end = "window_end"
+    never = "never"
 
 
 class _Model(BaseModel):
@@ -72,6 +87,7 @@ class EarningRule(_Model):
 
     rate: Annotated[Decimal, Field(ge=0, le=1_000, max_digits=12, decimal_places=6)] = Decimal(1)
     basis: EarningBasis = EarningBasis.merchandise
+    trigger: EarningTrigger = EarningTrigger.paid
     minimum_order: Money = Decimal(0)
     include_test_orders: bool = False
     excluded_sources: tuple[str, ...] = ()
@@ -134,9 +150,20 @@ class Reward(_Model):
     product_id: str | None = None
     variant_id: str | None = None
     enabled: bool = True
+    # How long the discount code stays valid; None means no end date.
+    expires_after_days: Annotated[int, Field(ge=1, le=3_650)] | None = 90
+    # Only members of this tier (or a higher one) may redeem it.
+    tier_required: str | None = None
+    # Variable rewards: `points_cost` points buy `value` off, in steps, up to `max_value`.
+    max_value: Money | None = None
 
     @model_validator(mode="after")
     def _value_fits_kind(self) -> Self:
+        if self.kind == RewardKind.variable:
+            if self.value is None or self.value <= 0:
+                raise ValueError("a variable reward needs the value one step buys")
+            if self.max_value is None or self.max_value < self.value:
+                raise ValueError("a variable reward needs a max_value of at least one step")
         if self.kind in (RewardKind.fixed_amount, RewardKind.percentage):
             if self.value is None or self.value <= 0:
                 raise ValueError(f"a {self.kind} reward needs a value above 0")
@@ -153,12 +180,14 @@ class Tier(_Model):
     name: Annotated[str, Field(min_length=1, max_length=64)]
     threshold: Annotated[int, Field(ge=0)]
     multiplier: Annotated[Decimal, Field(ge=1, le=10, max_digits=6, decimal_places=4)] = Decimal(1)
+    entry_reward: Points = 0  # bonus points the first time a member reaches this tier
 
 
 class TierProgram(_Model):
     enabled: bool = True
     basis: TierBasis = TierBasis.points_earned
     window: TierWindow = TierWindow.rolling_12_months
+    downgrade: TierDowngrade = TierDowngrade.window_end
     levels: tuple[Tier, ...] = ()
 
     @model_validator(mode="after")

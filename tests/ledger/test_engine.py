@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.ledger import engine
 from app.models import LedgerEntry, Member, Order, Shop
-from app.program.config import ProgramConfig
+from app.program.config import EarningTrigger, ProgramConfig
 from app.program.service import current_config, ensure_default_program, save_program
 from app.settings import Settings
-from tests.builders import create_shop, shopify_webhook
+from tests.builders import api_key_for, create_shop, shopify_webhook
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
 URL = "/webhooks/shopify"
@@ -53,7 +53,7 @@ async def entries(session: AsyncSession) -> list[tuple[str, int, str, str]]:
 
 async def member(session: AsyncSession, **where: Any) -> Member:
     await session.rollback()
-    query = select(Member)
+    query = select(Member).execution_options(populate_existing=True)
     for name, value in where.items():
         query = query.where(getattr(Member, name) == value)
     return (await session.execute(query)).scalar_one()
@@ -393,3 +393,58 @@ async def test_malformed_order_becomes_a_dead_letter_and_changes_no_balance(
     assert await entries(session) == []
     await session.rollback()
     assert (await session.execute(select(Member))).scalars().all() == []
+
+
+async def test_fulfilled_trigger_earns_on_fulfilment_not_payment(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    shop = await installed_shop(session, settings)
+    config = await current_config(session, shop)
+    earning = config.earning.model_copy(update={"trigger": EarningTrigger.fulfilled})
+    await save_program(session, shop, config.model_copy(update={"earning": earning}), "test")
+    await session.commit()
+    order = fixture("orders_paid")
+
+    await deliver(client, settings, "orders/paid", order)
+    assert await entries(session) == []
+    await deliver(client, settings, "orders/fulfilled", order)
+
+    assert await entries(session) == [("earn", 72, "available", "order:5912345678901:earn")]
+
+
+async def test_reaching_a_tier_pays_its_entry_reward_once(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    # given Silver (500) with a 50-point entry reward, and a member at 72 + 100 signup
+    shop = await installed_shop(session, settings)
+    config = await current_config(session, shop)
+    levels = tuple(
+        level.model_copy(update={"entry_reward": 50}) if level.name == "Silver" else level
+        for level in config.tiers.levels
+    )
+    tiers = config.tiers.model_copy(update={"levels": levels})
+    await save_program(session, shop, config.model_copy(update={"tiers": tiers}), "test")
+    await session.commit()
+    await deliver(client, settings, "customers/create", fixture("customers_create"))
+    await deliver(client, settings, "orders/paid", fixture("orders_paid"))
+    member_row = await member(session, customer_id="7001")
+    assert member_row.tier_name == "Bronze"
+
+    # when an adjustment of 400 lifts the member to 572 points in the window
+    headers = await api_key_for(session, await session.get(Shop, shop.id))  # type: ignore[arg-type]
+    response = await client.post(
+        "/api/v1/members/7001/adjustments",
+        headers=headers,
+        json={"points": 400, "reason": "Migration", "idempotency_key": "m-1"},
+    )
+    assert response.status_code == 201
+    await deliver(client, settings, "orders/paid", dict(fixture("orders_paid"), id=2, name="#2"))
+
+    # then Silver is reached and its entry reward is paid once
+    silver = await member(session, customer_id="7001")
+    silver_id, silver_tier = silver.id, silver.tier_name
+    assert silver_tier == "Silver"
+    assert [e for e in await entries(session) if e[3].startswith("tier-entry:")] == [
+        ("earn", 50, "available", f"tier-entry:{silver_id}:Silver")
+    ]
+    await no_drift(session)

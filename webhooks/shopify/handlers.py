@@ -58,19 +58,20 @@ async def shop_redact(ctx: HandlerContext, payload: Any) -> None:
     await privacy.redact_shop(ctx.session, ctx.shop, ctx.delivery.body)
 
 
-async def order_topic(ctx: HandlerContext, payload: Any) -> None:
-    """Every order topic lands here; whether it earns depends on the order's state.
+OCCASIONS = {
+    "orders/create": engine.OrderOccasion.created,
+    "orders/paid": engine.OrderOccasion.paid,
+    "orders/fulfilled": engine.OrderOccasion.fulfilled,
+    "orders/updated": engine.OrderOccasion.updated,
+}
 
-    `orders/paid` earns, and so does `orders/create` when the order is already paid (some
-    checkouts never send a separate paid event). `orders/fulfilled` records the order.
-    """
+
+async def order_topic(ctx: HandlerContext, payload: Any) -> None:
+    """Every order topic lands here; the program's trigger decides which one earns."""
     topic = ctx.delivery.topic
     event = order_event(topic, _object(payload))
-    earns = topic == "orders/paid" or (
-        topic == "orders/create"
-        and getattr(event, "financial_status", None) in {"paid", "partially_refunded"}
-    )
-    await engine.apply(ctx.session, ctx.shop, event, earn=earns)
+    occasion = OCCASIONS.get(topic, engine.OrderOccasion.updated)
+    await engine.apply(ctx.session, ctx.shop, event, occasion=occasion)
 
 
 async def refunds_create(ctx: HandlerContext, payload: Any) -> None:
