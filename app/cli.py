@@ -23,6 +23,15 @@ cli.add_typer(apikey_cli, name="apikey")
 cli.add_typer(webhooks_cli, name="webhooks")
 cli.add_typer(ledger_cli, name="ledger")
 
+
+def _mount_subcommands() -> None:
+    from app.imports.cli import import_cli
+
+    cli.add_typer(import_cli, name="import")
+
+
+_mount_subcommands()
+
 console = Console()
 err = Console(stderr=True)
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import importlib
 
-TASK_MODULES: tuple[str, ...] = ("app.maintenance.tasks", "app.ledger.tasks")
+TASK_MODULES: tuple[str, ...] = (
+    "app.maintenance.tasks",
+    "app.ledger.tasks",
+    "app.imports.tasks",
+    "app.rewards.tasks",
+)
 
 
 def load_tasks() -> None:

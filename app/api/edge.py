@@ -36,16 +36,8 @@ class ApiContext:
     raw_body: bytes = b""
 
     async def body(self, model: type[M]) -> M:
-        """Parse and validate the JSON body; a 422 names the first field that is wrong."""
         self.raw_body = await self.request.body()
-        try:
-            data = orjson.loads(self.raw_body or b"null")
-        except orjson.JSONDecodeError as exc:
-            raise AppError("The request body is not valid JSON", code="invalid_json") from exc
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            raise validation_error(exc) from exc
+        return parse_body(self.raw_body, model)
 
     def query(self, model: type[M]) -> M:
         try:
@@ -59,7 +51,23 @@ class ApiContext:
         return f"api:{self.shop.domain}"
 
     def body_sha256(self) -> str:
-        return hashlib.sha256(self.raw_body).hexdigest()
+        return body_sha256(self.raw_body)
+
+
+def parse_body(raw: bytes, model: type[M]) -> M:
+    """Parse and validate a JSON body; a 422 names the first field that is wrong."""
+    try:
+        data = orjson.loads(raw or b"null")
+    except orjson.JSONDecodeError as exc:
+        raise AppError("The request body is not valid JSON", code="invalid_json") from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from exc
+
+
+def body_sha256(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
 
 
 def validation_error(exc: ValidationError) -> ValidationFailed:

@@ -9,10 +9,11 @@ from starlette.routing import BaseRoute, Route
 from app.api.openapi import Operation, build_document
 from app.ledger import routes as ledger
 from app.members import routes as members
+from app.rewards import routes as rewards
 
 
 def _operations() -> list[Operation]:
-    return [*members.operations, *ledger.operations]
+    return [*members.operations, *ledger.operations, *rewards.operations]
 
 
 async def openapi_json(request: Request) -> Response:
@@ -23,4 +24,5 @@ routes: list[BaseRoute] = [
     Route("/api/v1/openapi.json", openapi_json, methods=["GET"]),
     *members.routes,
     *ledger.routes,
+    *rewards.routes,
 ]

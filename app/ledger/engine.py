@@ -35,6 +35,7 @@ from app.models.base import utcnow
 from app.program import rules
 from app.program.config import EarningTrigger, Participation, ProgramConfig
 from app.program.service import config_of, current_version, ensure_default_program
+from app.rewards import service as rewards
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,9 @@ async def order_paid(
             assert order is not None
     if order.member_id is None and member is not None:
         order.member_id = member.id
+    await rewards.mark_codes_used(
+        session, shop.id, event.discount_codes, event.order_id, event.placed_at
+    )
     if event.cancelled or order.cancelled_at is not None:
         return
     if not earn or order.program_version_id is not None or member is None:

@@ -8,6 +8,7 @@ from app.models.ledger import EntryKind, EntryStatus, LedgerEntry
 from app.models.member import Member
 from app.models.order import Order, OrderRefund
 from app.models.program import ProgramVersion
+from app.models.redemption import Redemption
 from app.models.shop import OAuthState, Platform, Shop, ShopStatus
 from app.models.webhook import DeadLetter, WebhookDelivery
 
@@ -27,6 +28,7 @@ __all__ = [
     "OrderRefund",
     "Platform",
     "ProgramVersion",
+    "Redemption",
     "Shop",
     "ShopStatus",
     "WebhookDelivery",

@@ -64,7 +64,14 @@ class Money(TypeDecorator[Decimal]):
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        return Decimal(value)
+        return canonical_decimal(Decimal(value))
+
+
+def canonical_decimal(value: Decimal) -> Decimal:
+    """The same digits from both databases: no trailing zeros, never exponent notation."""
+    if value == value.to_integral_value():
+        return value.quantize(Decimal(1))
+    return value.normalize()
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")

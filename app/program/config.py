@@ -220,6 +220,12 @@ class ExpiryRule(_Model):
         return self
 
 
+class RedemptionRule(_Model):
+    """What happens to codes after they are issued."""
+
+    return_points_on_expiry: bool = False  # an unused code that expires gives its points back
+
+
 class ProgramConfig(_Model):
     """Every knob of a shop's program. Amounts are in `currency`, the shop currency."""
 
@@ -233,6 +239,7 @@ class ProgramConfig(_Model):
     referral: ReferralRule = ReferralRule()
     custom_actions: tuple[CustomActionRule, ...] = ()
     rewards: tuple[Reward, ...] = ()
+    redemption: RedemptionRule = RedemptionRule()
     tiers: TierProgram = TierProgram(enabled=False)
     pending_days: Annotated[int, Field(ge=0, le=365)] = 0
     expiry: ExpiryRule = ExpiryRule()

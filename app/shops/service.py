@@ -26,6 +26,7 @@ from app.integrations.shopify import signing
 from app.models import Shop, ShopStatus
 from app.models.base import utcnow
 from app.program.service import ensure_default_program
+from app.queue import enqueue
 from app.settings import Settings
 from app.shops import tokens
 from app.shops.repository import ShopRepository
@@ -227,6 +228,7 @@ async def _activate(state: State, session: AsyncSession, domain: str, grant: Tok
     info = await fetch_shop_info(state, domain, grant.access_token)
     now = utcnow()
     shop = await ShopRepository(session).get_or_create_by_domain(domain)
+    newly_active = shop.status != ShopStatus.installed or shop.installed_at is None
     shop.platform_shop_id = info.id
     shop.name = info.name
     shop.email = info.email
@@ -239,6 +241,12 @@ async def _activate(state: State, session: AsyncSession, domain: str, grant: Tok
     shop.uninstalled_at = None
     await tokens.store_grant(state, session, shop, grant, now)
     await ensure_default_program(session, shop)
+    if newly_active:
+        # History first: tiers, win-back and analytics start from the shop's past orders.
+        from app.imports.tasks import backfill_shop_history
+
+        await session.flush()
+        enqueue(backfill_shop_history, shop.id)
     return shop
 
 

@@ -150,6 +150,8 @@ async def test_openapi_document_describes_every_route(client: httpx.AsyncClient)
         "/api/v1/members/{customer_id}/activity",
         "/api/v1/members/{customer_id}/adjustments",
         "/api/v1/events",
+        "/api/v1/rewards",
+        "/api/v1/redemptions",
     }
     member = document["components"]["schemas"]["MemberOut"]
     assert set(member["required"]) >= {"customer_id", "points_balance", "tier", "referral_url"}

@@ -1,0 +1,1 @@
+"""Bringing existing data into Stamp: balances from another program, history from Shopify."""
