@@ -102,6 +102,17 @@ def serve(
 
 
 @cli.command()
+def demo(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Run an offline demo shop: seeded members, a storefront and a Shopify Admin stand-in."""
+    from app.demo.cli import demo as run_demo
+
+    run_demo(host, port)
+
+
+@cli.command()
 def worker(
     workers: Annotated[int, typer.Option(help="Job threads")] = 4,
     burst: Annotated[bool, typer.Option(help="Run everything due, then exit")] = False,

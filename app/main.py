@@ -68,6 +68,7 @@ def _routes(settings: Settings) -> list[BaseRoute]:
     from app.api.routes import routes as api_routes
     from app.shops.routes import routes as shop_routes
     from webhooks.routes import build_routes as webhook_routes
+    from widgets.routes import routes as widget_routes
 
     extra: list[BaseRoute] = []
     if settings.DEMO_MODE:
@@ -82,6 +83,7 @@ def _routes(settings: Settings) -> list[BaseRoute]:
         *shop_routes,
         *webhook_routes(settings.BENCH_ENDPOINTS),
         *api_routes,
+        *widget_routes,
         *admin_routes,
     ]
 

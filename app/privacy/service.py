@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import ComplianceRequest, DataExport, Shop, ShopStatus
+from app.models import ComplianceRequest, DataExport, Member, Shop, ShopStatus
 from app.models.base import utcnow
 from app.privacy.repository import PrivacyRepository
 from app.privacy.scrub import Person, scrub_body
@@ -26,14 +26,9 @@ def _id(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
 
 
-async def export_customer(
-    session: AsyncSession, shop: Shop, payload: dict[str, Any], raw_body: bytes
-) -> DataExport:
-    """Assemble everything Stamp holds on the customer and keep it for the merchant."""
-    customer = payload.get("customer") or {}
-    customer_id = _id(customer.get("id"))
+async def member_export(session: AsyncSession, shop: Shop, members: list[Member]) -> dict[str, Any]:
+    """Everything Stamp holds on these members, as one JSON document."""
     repo = PrivacyRepository(session)
-    members = await repo.members_for(shop.id, customer_id, customer.get("email"))
     export: dict[str, Any] = {"shop": shop.domain, "generated_at": utcnow().isoformat()}
     export["members"] = []
     for member in members:
@@ -76,6 +71,18 @@ async def export_customer(
                 ],
             }
         )
+    return export
+
+
+async def export_customer(
+    session: AsyncSession, shop: Shop, payload: dict[str, Any], raw_body: bytes
+) -> DataExport:
+    """Assemble everything Stamp holds on the customer and keep it for the merchant."""
+    customer = payload.get("customer") or {}
+    customer_id = _id(customer.get("id"))
+    repo = PrivacyRepository(session)
+    members = await repo.members_for(shop.id, customer_id, customer.get("email"))
+    export = await member_export(session, shop, members)
     await repo.record_request(
         ComplianceRequest(
             shop_id=shop.id,
