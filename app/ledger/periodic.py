@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement, and_, extract, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import unit_of_work
-from app.ledger import service
+from app.ledger import outbox, service
 from app.ledger.repository import TIER_KINDS
 from app.models import EntryKind, EntryStatus, LedgerEntry, Member, ProgramVersion, Shop, ShopStatus
 from app.models.base import UTCDateTime
@@ -178,6 +178,23 @@ async def _retier(
             .where(Member.id.in_(ids))
             .values(tier_name=tier_name, sync_dirty_at=now, updated_at=now)
         )
+        for member_id in ids:
+            held = current.get(member_id)
+            await outbox.record(
+                session,
+                shop.id,
+                member_id,
+                outbox.TIER_CHANGED,
+                f"tier:{member_id}:{held}->{tier_name}:{now.date().isoformat()}",
+                {
+                    "from": held,
+                    "to": tier_name,
+                    "direction": "up"
+                    if ranks.get(tier_name or "", -1) > ranks.get(held or "", -1)
+                    else "down",
+                },
+                now,
+            )
         level = next((lvl for lvl in config.tiers.levels if lvl.name == tier_name), None)
         if level is not None and level.entry_reward > 0:
             for member_id in ids:
@@ -316,6 +333,18 @@ async def _set_warning(
         .where(Member.id == member.id)
         .values(expiring_points=points, expiring_at=expires_at, sync_dirty_at=now, updated_at=now)
     )
+    if points > 0 and expires_at is not None:
+        shop_id = await session.scalar(select(Member.shop_id).where(Member.id == member.id))
+        assert shop_id is not None
+        await outbox.record(
+            session,
+            shop_id,
+            member.id,
+            outbox.POINTS_EXPIRING_SOON,
+            f"expiring:{member.id}:{points}:{expires_at.date().isoformat()}",
+            {"points": points, "expires_at": expires_at.isoformat()},
+            now,
+        )
 
 
 async def _last_activity(

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import AppError, Conflict
+from app.ledger import outbox
 from app.ledger.repository import BalanceDelta, LedgerRepository, lifetime_delta
 from app.models import EntryStatus, LedgerEntry, Member, Shop
 from app.models.base import utcnow
@@ -77,6 +78,23 @@ async def post(session: AsyncSession, shop_id: int, posting: Posting) -> int | N
     if entry_id is None:
         return None
     await repo.move_balance(posting.member_id, _delta(posting.kind, posting.status, posting.points))
+    if posting.points > 0 and posting.kind in outbox.EARNING_KINDS:
+        await outbox.record(
+            session,
+            shop_id,
+            posting.member_id,
+            outbox.POINTS_EARNED,
+            posting.idempotency_key,
+            {
+                "points": posting.points,
+                "kind": posting.kind,
+                "status": posting.status,
+                "reason": posting.reason,
+                "source_type": posting.source_type,
+                "source_id": posting.source_id,
+            },
+            posting.created_at,
+        )
     return entry_id
 
 

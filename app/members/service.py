@@ -161,6 +161,16 @@ async def reevaluate_tier(
     levels = [level.name for level in config.tiers.levels]
     current_rank = levels.index(member.tier_name) if member.tier_name in levels else -1
     if levels.index(tier.name) > current_rank:
+        from app.ledger import outbox
+
+        await outbox.record(
+            session,
+            member.shop_id,
+            member.id,
+            outbox.TIER_CHANGED,
+            f"tier:{member.id}:{member.tier_name}->{tier.name}:{utcnow().date().isoformat()}",
+            {"from": member.tier_name, "to": tier.name, "direction": "up"},
+        )
         member.tier_name = tier.name
         member.sync_dirty_at = utcnow()
         await session.flush()

@@ -6,6 +6,7 @@ from app.models.compliance import ComplianceRequest, DataExport
 from app.models.idempotency import IdempotentRequest
 from app.models.ledger import EntryKind, EntryStatus, LedgerEntry
 from app.models.member import Member
+from app.models.member_event import MemberEvent
 from app.models.order import Order, OrderRefund
 from app.models.program import ProgramVersion
 from app.models.redemption import Redemption
@@ -23,6 +24,7 @@ __all__ = [
     "IdempotentRequest",
     "LedgerEntry",
     "Member",
+    "MemberEvent",
     "OAuthState",
     "Order",
     "OrderRefund",

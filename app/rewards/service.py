@@ -22,6 +22,7 @@ from app.db import unit_of_work
 from app.errors import AppError, Conflict, NotFound
 from app.integrations.shopify import discounts
 from app.integrations.shopify.admin import AdminError, client_for_shop
+from app.ledger import outbox
 from app.ledger import service as ledger
 from app.models import Member, Redemption, Shop
 from app.models.base import utcnow
@@ -238,8 +239,26 @@ async def finish(
 ) -> Redemption:
     async with unit_of_work(state.sessionmaker) as session:
         repo = RedemptionRepository(session)
-        if discount_id is not None:
-            await repo.move(redemption_id, "pending", "issued", platform_discount_id=discount_id)
+        if discount_id is not None and await repo.move(
+            redemption_id, "pending", "issued", platform_discount_id=discount_id
+        ):
+            issued = await session.get(Redemption, redemption_id)
+            assert issued is not None
+            await outbox.record(
+                session,
+                issued.shop_id,
+                issued.member_id,
+                outbox.REWARD_REDEEMED,
+                f"redemption:{issued.id}",
+                {
+                    "reward": issued.reward_name,
+                    "code": issued.code,
+                    "points_spent": issued.points_spent,
+                    "value": str(issued.value) if issued.value is not None else None,
+                    "currency": issued.currency,
+                    "expires_at": issued.expires_at.isoformat() if issued.expires_at else None,
+                },
+            )
         elif await repo.move(redemption_id, "pending", "failed", error=(error or "")[:2000]):
             redemption = await session.get(Redemption, redemption_id)
             assert redemption is not None

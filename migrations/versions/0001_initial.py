@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 21:01:58.846816
+Create Date: 2026-11-22 21:13:07.068546
 """
 
 from collections.abc import Sequence
@@ -228,6 +228,23 @@ def upgrade() -> None:
         batch_op.create_index('ix_ledger_entries_member_id_id', ['member_id', 'id'], unique=False)
         batch_op.create_index('ix_ledger_entries_shop_id_status_available_at', ['shop_id', 'status', 'available_at'], unique=False)
 
+    op.create_table('member_events',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('shop_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('unique_id', sa.String(length=255), nullable=False),
+    sa.Column('properties', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('occurred_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_member_events_member_id_members'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['shop_id'], ['shops.id'], name=op.f('fk_member_events_shop_id_shops'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_member_events')),
+    sa.UniqueConstraint('shop_id', 'unique_id', name=op.f('uq_member_events_shop_id_unique_id'))
+    )
+    with op.batch_alter_table('member_events', schema=None) as batch_op:
+        batch_op.create_index('ix_member_events_shop_id_id', ['shop_id', 'id'], unique=False)
+
     op.create_table('orders',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('shop_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -301,6 +318,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_orders_shop_id_member_id')
 
     op.drop_table('orders')
+    with op.batch_alter_table('member_events', schema=None) as batch_op:
+        batch_op.drop_index('ix_member_events_shop_id_id')
+
+    op.drop_table('member_events')
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
         batch_op.drop_index('ix_ledger_entries_shop_id_status_available_at')
         batch_op.drop_index('ix_ledger_entries_member_id_id')

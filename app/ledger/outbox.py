@@ -1,0 +1,49 @@
+"""Member events for integrations, written in the caller's transaction (an outbox).
+
+Names are the ones merchants see in Klaviyo and outgoing webhooks; `unique_id` is
+derived from the ledger's own idempotency key, so a replayed cause records nothing new.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import insert_if_absent
+from app.models import MemberEvent
+from app.models.base import utcnow
+
+POINTS_EARNED = "Stamp Points Earned"
+REWARD_REDEEMED = "Stamp Reward Redeemed"
+TIER_CHANGED = "Stamp Tier Changed"
+POINTS_EXPIRING_SOON = "Stamp Points Expiring Soon"
+REFERRAL_COMPLETED = "Stamp Referral Completed"
+WINBACK_FLAGGED = "Stamp Win-back Flagged"
+
+EARNING_KINDS = frozenset({"earn", "signup", "birthday", "review", "referral", "custom"})
+
+
+async def record(
+    session: AsyncSession,
+    shop_id: int,
+    member_id: int,
+    name: str,
+    unique_id: str,
+    properties: dict[str, Any],
+    occurred_at: datetime | None = None,
+) -> bool:
+    """Record the event once; False when this unique id was recorded before."""
+    created = await insert_if_absent(
+        session,
+        MemberEvent,
+        shop_id=shop_id,
+        member_id=member_id,
+        name=name,
+        unique_id=unique_id,
+        properties=properties,
+        occurred_at=occurred_at or utcnow(),
+        created_at=utcnow(),
+    )
+    return created is not None
