@@ -178,8 +178,11 @@ async def _retier(
             .where(Member.id.in_(ids))
             .values(tier_name=tier_name, sync_dirty_at=now, updated_at=now)
         )
+        lowest = config.tiers.levels[0].name if config.tiers.levels else None
         for member_id in ids:
             held = current.get(member_id)
+            if held is None and tier_name == lowest:
+                continue  # joining the base tier is not news
             await outbox.record(
                 session,
                 shop.id,

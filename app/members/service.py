@@ -163,14 +163,15 @@ async def reevaluate_tier(
     if levels.index(tier.name) > current_rank:
         from app.ledger import outbox
 
-        await outbox.record(
-            session,
-            member.shop_id,
-            member.id,
-            outbox.TIER_CHANGED,
-            f"tier:{member.id}:{member.tier_name}->{tier.name}:{utcnow().date().isoformat()}",
-            {"from": member.tier_name, "to": tier.name, "direction": "up"},
-        )
+        if member.tier_name is not None or levels.index(tier.name) > 0:  # joining isn't news
+            await outbox.record(
+                session,
+                member.shop_id,
+                member.id,
+                outbox.TIER_CHANGED,
+                f"tier:{member.id}:{member.tier_name}->{tier.name}:{utcnow().date().isoformat()}",
+                {"from": member.tier_name, "to": tier.name, "direction": "up"},
+            )
         member.tier_name = tier.name
         member.sync_dirty_at = utcnow()
         await session.flush()

@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import BigId, Base, JSONType, TimestampMixin, UTCDateTime
+from app.models.base import Base, BigId, JSONType, TimestampMixin, UTCDateTime
 
 
 class MemberEvent(TimestampMixin, Base):
