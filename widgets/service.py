@@ -57,6 +57,14 @@ def ways_to_earn(config: ProgramConfig) -> list[dict[str, str]]:
     return ways
 
 
+def _tier_with_threshold(tier: dict[str, Any], config: ProgramConfig) -> dict[str, Any]:
+    """The widget draws progress from the next tier's threshold, so it travels along."""
+    if tier.get("next"):
+        level = next((lv for lv in config.tiers.levels if lv.name == tier["next"]["name"]), None)
+        tier["next"]["threshold"] = level.threshold if level else None
+    return tier
+
+
 async def visitor_member(session: AsyncSession, visitor: Visitor) -> Member | None:
     """The logged-in customer's member, created on first sight (no bonus is given here)."""
     if not visitor.customer_id:
@@ -83,7 +91,7 @@ async def widget_state(session: AsyncSession, visitor: Visitor) -> dict[str, Any
             "points_balance": view.points_balance,
             "pending_points": view.pending_points,
             "lifetime_points": view.lifetime_points,
-            "tier": view.tier.model_dump() if view.tier else None,
+            "tier": _tier_with_threshold(view.tier.model_dump(), config) if view.tier else None,
             "referral_url": members.referral_url(shop, member, visitor.path_prefix),
         }
     storefront = f"https://{shop.domain}"

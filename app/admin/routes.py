@@ -119,6 +119,7 @@ def _admin_page(settings: Settings, shop: Shop) -> HTMLResponse:
         "admin.html",
         shop.domain,
         api_key=settings.shopify_api_key,
+        demo=settings.DEMO_MODE,
         shop_name=shop.name or shop.domain,
         shop_domain=shop.domain,
         currency=shop.currency,

@@ -31,6 +31,7 @@ from starlette.types import Receive, Scope, Send
 from app.demo import DEMO_HEADER, DEMO_HEADER_VALUE, DEMO_SHOP
 from app.demo import seed as demo_seed
 from app.demo.shopify_admin import routes as shopify_admin_routes
+from app.integrations.shopify.signing import app_proxy_signature
 from app.members.schemas import MemberOut
 from app.members.service import member_out
 from app.models import LedgerEntry, Member, Order, Shop
@@ -74,7 +75,7 @@ def _page(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         headers={
             DEMO_HEADER: DEMO_HEADER_VALUE,
             "Content-Security-Policy": (
-                "default-src 'self'; style-src 'unsafe-inline'; form-action 'self'; "
+                "default-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self'; "
                 "frame-ancestors 'none'"
             ),
             "Cache-Control": "no-store",
@@ -194,8 +195,9 @@ async def storefront(request: Request) -> Response:
         config = await current_config(session, shop)
         activity = await _activity(session, chosen) if chosen else []
         placed = await _placed(session, shop, params.get("placed"))
-    return _page(
+    page = _page(
         "storefront.html",
+        widget_customer=chosen.customer_id if chosen and chosen.customer_id else "",
         shop_name=shop.name or shop.domain,
         shop_domain=shop.domain,
         currency=shop.currency,
@@ -209,6 +211,47 @@ async def storefront(request: Request) -> Response:
         placed=placed,
         error=ERRORS.get(params.get("error", "")),
     )
+    # The demo's stand-in for "logged in to the storefront": the proxy below reads it.
+    if chosen is not None and chosen.customer_id:
+        page.set_cookie(DEMO_CUSTOMER_COOKIE, chosen.customer_id, httponly=True, samesite="strict")
+    else:
+        page.delete_cookie(DEMO_CUSTOMER_COOKIE)
+    return page
+
+
+DEMO_CUSTOMER_COOKIE = "stamp_demo_customer"
+DEMO_PROXY_PREFIX = "/demo/apps/stamp"
+
+
+async def app_proxy(request: Request) -> Response:
+    """A local stand-in for Shopify's app proxy, so the demo page runs the real widget.
+
+    Like Shopify, it adds shop, logged_in_customer_id, path_prefix and timestamp, signs
+    every parameter with the app secret, and forwards to `/proxy/...`.
+    """
+    settings = get_state(request).settings
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "signature"]
+    params += [
+        ("shop", DEMO_SHOP),
+        ("logged_in_customer_id", request.cookies.get(DEMO_CUSTOMER_COOKIE, "")),
+        ("path_prefix", DEMO_PROXY_PREFIX),
+        ("timestamp", str(int(time.time()))),
+    ]
+    params.append(("signature", app_proxy_signature(settings.shopify_api_secret, params)))
+    path = request.path_params["path"]
+    async with self_client(request, settings) as client:
+        upstream = await client.request(
+            request.method,
+            f"/proxy/{path}?{urlencode(params)}",
+            content=await request.body(),
+            headers={"content-type": request.headers.get("content-type", "application/json")},
+        )
+    headers = {
+        name: value
+        for name, value in upstream.headers.items()
+        if name.lower() in {"content-type", "cache-control", "content-disposition"}
+    }
+    return Response(upstream.content, status_code=upstream.status_code, headers=headers)
 
 
 def _amount(value: Any) -> Decimal | None:
@@ -354,5 +397,6 @@ routes: list[BaseRoute] = [
     Route("/demo/orders", place_order, methods=["POST"]),
     Route("/demo/admin", open_admin, methods=["GET"]),
     Route("/demo/session-token", session_token, methods=["POST"]),
+    Route(DEMO_PROXY_PREFIX + "/{path:path}", app_proxy, methods=["GET", "POST"]),
     *shopify_admin_routes,
 ]

@@ -78,7 +78,7 @@ async def test_state_for_a_signed_in_member(
         "tier": {
             "name": "Bronze",
             "multiplier": "1",
-            "next": {"name": "Silver", "points_needed": 0},
+            "next": {"name": "Silver", "points_needed": 0, "threshold": 500},
         },
         "referral_url": "https://some-shop.myshopify.com/apps/stamp/r/PIA23456",
     }
