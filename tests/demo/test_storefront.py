@@ -205,3 +205,29 @@ async def test_a_session_token_for_admin_fetches(client: httpx.AsyncClient) -> N
         token, "test-api-key", "test-shopify-secret-0123456789abcdef0123"
     )
     assert decoded.shop == "stamp-demo.myshopify.com"
+
+
+async def test_the_storefront_runs_the_real_widget_through_a_signed_app_proxy(
+    seeded: SeedResult, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    # given the storefront page for Grace (which also signs her in to the demo proxy)
+    grace = await member_by_email(session, "grace@demo.example")
+    page = await client.get("/demo", params={"customer": str(grace.id)})
+    assert '<script src="/widgets/static/stamp-loader.js" defer' in page.text
+    assert 'data-api="/demo/apps/stamp"' in page.text
+
+    # when the widget asks the (stand-in) app proxy for its state
+    state = await client.get("/demo/apps/stamp/api/state", params={"locale": "en"})
+    client.cookies.clear()
+    guest = await client.get("/demo/apps/stamp/api/state")
+
+    # then the real proxy answers with Grace's points, and a visitor without login is a guest
+    assert state.status_code == 200
+    assert (state.json()["member"]["points_balance"], state.json()["member"]["tier"]["name"]) == (
+        1553,
+        "Gold",
+    )
+    assert guest.json()["member"] is None
+    loader = await client.get("/widgets/static/stamp-loader.js")
+    assert loader.status_code == 200
+    assert loader.headers["cache-control"] == "public, max-age=3600"
