@@ -45,11 +45,14 @@ def create_engine(settings: Settings, database_url: str | None = None) -> AsyncE
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
+    # No pre-ping: it costs a round trip per request. A connection that died with the
+    # server fails its statement, the pool invalidates it, and the caller answers 503
+    # (webhooks are retried by the platform).
     return create_async_engine(
         url,
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_POOL_SIZE,
-        pool_pre_ping=True,
+        pool_recycle=1800,
     )
 
 

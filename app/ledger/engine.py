@@ -127,9 +127,10 @@ async def order_paid(
         return
     if program.config.participation is Participation.accounts_only and not member.is_account:
         return
-    tier = rules.tier_for(
-        await LedgerRepository(session).tier_points(member.id, program.config), program.config
+    window_points = await LedgerRepository(session).tier_points(
+        member.id, program.config, clamp=False
     )
+    tier = rules.tier_for(max(window_points, 0), program.config)
     points = rules.order_earning(event, program.config, rules.tier_multiplier(tier))
     order.program_version_id = program.version.id
     order.merchandise_amount = rules.earning_basis(event, program.config)
@@ -160,8 +161,12 @@ async def order_paid(
     order.points_earned = points
     await session.flush()
     # Refunds that arrived before the order earned are reversed now.
+    reversed_before = order.points_reversed
     await _reconcile_reversal(session, shop, order, f"order:{event.order_id}:early-refunds")
-    await members.reevaluate_tier(session, member.id, program.config, program.version.id)
+    gained = 0 if release_at else points - (order.points_reversed - reversed_before)
+    await members.reevaluate_tier(
+        session, member.id, program.config, program.version.id, window_points + gained
+    )
 
 
 async def _insert_order(

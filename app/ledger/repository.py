@@ -116,7 +116,12 @@ class LedgerRepository:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def tier_points(
-        self, member_id: int, config: ProgramConfig, now: datetime | None = None
+        self,
+        member_id: int,
+        config: ProgramConfig,
+        now: datetime | None = None,
+        *,
+        clamp: bool = True,
     ) -> int:
         """Points earned inside the tier window: earning entries minus their reversals."""
         if config.tiers.basis is TierBasis.amount_spent:
@@ -137,7 +142,7 @@ class LedgerRepository:
         total = await self.session.scalar(
             select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(*conditions)
         )
-        return max(int(total or 0), 0)
+        return max(int(total or 0), 0) if clamp else int(total or 0)
 
     async def recomputed_balances(self, shop_id: int | None = None) -> list[Any]:
         """Per member: cached balances beside the sums of their entries (for `ledger verify`)."""

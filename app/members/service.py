@@ -146,16 +146,25 @@ async def member_for_customer(
 
 
 async def reevaluate_tier(
-    session: AsyncSession, member_id: int, config: ProgramConfig, version_id: int | None = None
+    session: AsyncSession,
+    member_id: int,
+    config: ProgramConfig,
+    version_id: int | None = None,
+    window_points: int | None = None,
 ) -> None:
-    """Move a member up as soon as they reach a tier; moving down waits for the window job."""
+    """Move a member up as soon as they reach a tier; moving down waits for the window job.
+
+    `window_points`, when the caller already knows them, saves summing the ledger again.
+    """
     from app.ledger.repository import LedgerRepository
     from app.program import rules
 
-    member = await session.get(Member, member_id, populate_existing=True)
+    member = await session.get(Member, member_id)
     if member is None:
         return
-    tier = rules.tier_for(await LedgerRepository(session).tier_points(member_id, config), config)
+    if window_points is None:
+        window_points = await LedgerRepository(session).tier_points(member_id, config)
+    tier = rules.tier_for(max(window_points, 0), config)
     if tier is None or tier.name == member.tier_name:
         return
     levels = [level.name for level in config.tiers.levels]

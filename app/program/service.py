@@ -23,8 +23,22 @@ async def get_version(session: AsyncSession, version_id: int) -> ProgramVersion 
     return await session.get(ProgramVersion, version_id)
 
 
+_parsed: dict[tuple[int, int, int, object], ProgramConfig] = {}
+_PARSED_LIMIT = 4096
+
+
 def config_of(version: ProgramVersion) -> ProgramConfig:
-    return ProgramConfig.model_validate(version.config)
+    """The validated program; versions never change, so each is parsed once per process."""
+    # Keyed by more than the id: a recreated database (tests, a fresh dev database) may
+    # hand out the same id again for another program.
+    key = (version.id, version.shop_id, version.version, version.created_at)
+    parsed = _parsed.get(key)
+    if parsed is None:
+        parsed = ProgramConfig.model_validate(version.config)
+        if len(_parsed) >= _PARSED_LIMIT:
+            _parsed.clear()
+        _parsed[key] = parsed
+    return parsed
 
 
 async def current_config(session: AsyncSession, shop: Shop) -> ProgramConfig:

@@ -1,0 +1,1 @@
+"""Judge.me: points for published product reviews, taken back when a review goes away."""

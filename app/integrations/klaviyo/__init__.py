@@ -1,0 +1,1 @@
+"""Klaviyo: loyalty properties on profiles and loyalty events, synced from the ledger."""
