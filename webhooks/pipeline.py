@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import unit_of_work
-from app.models import DeadLetter, Shop, ShopStatus, WebhookDelivery
+from app.models import Base, DeadLetter, Shop, ShopStatus, WebhookDelivery
 from app.models.base import utcnow
 from app.state import State
 
@@ -96,11 +96,13 @@ async def _insert_delivery(session: AsyncSession, shop_id: int, delivery: Delive
     }
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    # Core, not ORM-enabled, INSERT: this runs on every delivery and needs no ORM object.
+    table = Base.metadata.tables[WebhookDelivery.__tablename__]
     statement = (
-        insert(WebhookDelivery)
+        insert(table)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["shop_id", "source", "delivery_id"])
-        .returning(WebhookDelivery.id)
+        .returning(table.c.id)
     )
     result = await session.execute(statement)
     return result.scalar_one_or_none() is not None

@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import insert_if_absent
-from app.models import MemberEvent
+from app.models import Base, MemberEvent
 from app.models.base import utcnow
 
 POINTS_EARNED = "Stamp Points Earned"
@@ -35,15 +36,21 @@ async def record(
     occurred_at: datetime | None = None,
 ) -> bool:
     """Record the event once; False when this unique id was recorded before."""
-    created = await insert_if_absent(
-        session,
-        MemberEvent,
-        shop_id=shop_id,
-        member_id=member_id,
-        name=name,
-        unique_id=unique_id,
-        properties=properties,
-        occurred_at=occurred_at or utcnow(),
-        created_at=utcnow(),
+    # Core INSERT: recorded on every earning, keep it cheap.
+    table = Base.metadata.tables[MemberEvent.__tablename__]
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(table)
+        .values(
+            shop_id=shop_id,
+            member_id=member_id,
+            name=name,
+            unique_id=unique_id,
+            properties=properties,
+            occurred_at=occurred_at or utcnow(),
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["shop_id", "unique_id"])
+        .returning(table.c.id)
     )
-    return created is not None
+    return (await session.execute(statement)).scalar_one_or_none() is not None

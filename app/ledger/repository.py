@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import EntryStatus, LedgerEntry, Member
+from app.models import Base, EntryStatus, LedgerEntry, Member
 from app.models.base import utcnow
 from app.program.config import ProgramConfig, TierBasis
 from app.program.rules import window_start
@@ -52,11 +52,13 @@ class LedgerRepository:
     async def append(self, values: dict[str, Any]) -> int | None:
         """Insert an entry unless its idempotency key exists; the new id, or None if seen."""
         values.setdefault("created_at", utcnow())
+        # Core INSERT: cheaper than the ORM-enabled form.
+        table = Base.metadata.tables[LedgerEntry.__tablename__]
         statement = (
-            self._insert()(LedgerEntry)
+            self._insert()(table)
             .values(**values)
             .on_conflict_do_nothing(index_elements=["shop_id", "idempotency_key"])
-            .returning(LedgerEntry.id)
+            .returning(table.c.id)
         )
         result = await self.session.execute(statement)
         return result.scalar_one_or_none()

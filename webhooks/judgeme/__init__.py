@@ -1,0 +1,1 @@
+"""Judge.me webhook receiver (`POST /webhooks/judgeme`) and its topic handlers."""
