@@ -110,12 +110,12 @@ async def order_paid(
     program = await _program(session, shop)
     earn = order_earns_now(event, occasion, program.config)
     member = (await members.member_for_customer(session, shop, event.customer, event.email)).member
-    order = await _lock_order(session, shop.id, event.order_id)
+    # Insert first: a new order (the common case) needs no separate lock; a known one is
+    # locked, so concurrent deliveries about it queue up.
+    order = await _insert_order(session, shop, event, member)
     if order is None:
-        order = await _insert_order(session, shop, event, member)
-        if order is None:  # another delivery inserted it first; wait for its lock
-            order = await _lock_order(session, shop.id, event.order_id)
-            assert order is not None
+        order = await _lock_order(session, shop.id, event.order_id)
+        assert order is not None
     if order.member_id is None and member is not None:
         order.member_id = member.id
     await rewards.mark_codes_used(

@@ -83,14 +83,20 @@ def _profile(customer: CustomerInfo) -> dict[str, Any]:
 
 
 async def _refresh_profile(member: Member, customer: CustomerInfo) -> bool:
-    """Follow the platform's profile (email changes included); True if it became an account."""
+    """Follow the platform's profile (email changes included); True if it became an account.
+
+    Writes only what changed, so a repeat buyer's order costs no member UPDATE here.
+    """
+    changed = False
     for name, value in _profile(customer).items():
         if getattr(member, name) != value:
             setattr(member, name, value)
+            changed = True
     became_account = customer.is_account and not member.is_account
     if became_account:
         member.is_account = True
-    member.updated_at = utcnow()
+    if changed or became_account:
+        member.updated_at = utcnow()
     return became_account
 
 

@@ -33,6 +33,7 @@ from app.shops.tokens import ShopTokenError
 from app.state import State
 
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+CODE_PREFIX = "STAMP-"
 PLATFORM_ATTEMPTS = 3  # a shopper is waiting: retry throttles briefly, then give the points back
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -70,7 +71,7 @@ class RewardView:
 
 
 def new_code() -> str:
-    return "STAMP-" + "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
+    return CODE_PREFIX + "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
 
 
 def _tier_rank(config: ProgramConfig, name: str | None) -> int:
@@ -294,9 +295,11 @@ async def return_points(
 async def mark_codes_used(
     session: AsyncSession, shop_id: int, codes: tuple[str, ...], order_id: str, at: datetime
 ) -> int:
-    if not codes:
+    """Mark Stamp's codes on an order as used (other discount codes cost no query)."""
+    ours = tuple(code for code in codes if code.upper().startswith(CODE_PREFIX))
+    if not ours:
         return 0
-    return await RedemptionRepository(session).mark_used(shop_id, codes, order_id, at)
+    return await RedemptionRepository(session).mark_used(shop_id, ours, order_id, at)
 
 
 async def expire_codes(session: AsyncSession, shop: Shop, now: datetime) -> int:
