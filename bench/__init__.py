@@ -1,1 +1,1 @@
-"""Benchmarks: run by hand (`python -m bench.intake`), never part of the timed test suite."""
+"""Benchmarks: run by hand (`python -m bench.<name>`), never part of the timed test suite."""
