@@ -9,6 +9,10 @@ TASK_MODULES: tuple[str, ...] = (
     "app.ledger.tasks",
     "app.imports.tasks",
     "app.rewards.tasks",
+    "app.integrations.klaviyo.tasks",
+    "app.integrations.judgeme.tasks",
+    "app.winback.tasks",
+    "app.integrations.woocommerce.tasks",
 )
 
 

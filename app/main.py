@@ -66,6 +66,8 @@ async def readyz(request: Request) -> Response:
 def _routes(settings: Settings) -> list[BaseRoute]:
     from app.admin.routes import routes as admin_routes
     from app.api.routes import routes as api_routes
+    from app.integrations.woocommerce.routes import routes as woocommerce_routes
+    from app.referrals.routes import proxy_routes as referral_proxy_routes
     from app.shops.routes import routes as shop_routes
     from webhooks.routes import build_routes as webhook_routes
     from widgets.routes import routes as widget_routes
@@ -84,6 +86,8 @@ def _routes(settings: Settings) -> list[BaseRoute]:
         *webhook_routes(settings.BENCH_ENDPOINTS),
         *api_routes,
         *widget_routes,
+        *referral_proxy_routes,
+        *woocommerce_routes,
         *admin_routes,
     ]
 

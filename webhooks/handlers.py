@@ -12,4 +12,12 @@ def handlers_for(source: str) -> Mapping[str, Handler]:
         from webhooks.shopify.handlers import HANDLERS
 
         return HANDLERS
+    if source == "judgeme":
+        from webhooks.judgeme.handlers import HANDLERS as JUDGEME_HANDLERS
+
+        return JUDGEME_HANDLERS
+    if source == "woocommerce":
+        from webhooks.woocommerce.handlers import HANDLERS as WOOCOMMERCE_HANDLERS
+
+        return WOOCOMMERCE_HANDLERS
     return {}

@@ -22,7 +22,14 @@ async def bare_shopify(request: Request) -> Response:
 
 
 def build_routes(bench_endpoints: bool) -> list[BaseRoute]:
-    routes: list[BaseRoute] = [Route("/webhooks/shopify", shopify_receive, methods=["POST"])]
+    from webhooks.judgeme.receiver import routes as judgeme_routes
+    from webhooks.woocommerce.receiver import receive as woocommerce_receive
+
+    routes: list[BaseRoute] = [
+        Route("/webhooks/shopify", shopify_receive, methods=["POST"]),
+        Route("/webhooks/woocommerce/{shop_id}", woocommerce_receive, methods=["POST"]),
+        *judgeme_routes,
+    ]
     if bench_endpoints:
         routes.append(Route("/webhooks/bench/bare", bare_shopify, methods=["POST"]))
     return routes

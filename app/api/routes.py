@@ -7,13 +7,23 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from app.api.openapi import Operation, build_document
+from app.integrations.klaviyo import routes as klaviyo
 from app.ledger import routes as ledger
 from app.members import routes as members
+from app.referrals import routes as referral_routes
 from app.rewards import routes as rewards
+from app.winback import routes as winback
 
 
 def _operations() -> list[Operation]:
-    return [*members.operations, *ledger.operations, *rewards.operations]
+    return [
+        *members.operations,
+        *ledger.operations,
+        *rewards.operations,
+        *klaviyo.operations,
+        *winback.operations,
+        *referral_routes.operations,
+    ]
 
 
 async def openapi_json(request: Request) -> Response:
@@ -25,4 +35,7 @@ routes: list[BaseRoute] = [
     *members.routes,
     *ledger.routes,
     *rewards.routes,
+    *klaviyo.routes,
+    *winback.routes,
+    *referral_routes.routes,
 ]

@@ -35,6 +35,8 @@ from app.models.base import utcnow
 from app.program import rules
 from app.program.config import EarningTrigger, Participation, ProgramConfig
 from app.program.service import config_of, current_version, ensure_default_program
+from app.referrals import service as referrals
+from app.referrals.service import OrderSignals
 from app.rewards import service as rewards
 
 
@@ -77,10 +79,12 @@ async def apply(
     event: DomainEvent,
     *,
     occasion: OrderOccasion = OrderOccasion.paid,
+    signals: OrderSignals | None = None,
 ) -> None:
-    """Apply one event; for orders, `occasion` says which topic brought it."""
+    """Apply one event; for orders, `occasion` says which topic brought it and `signals`
+    carries what the referral checks need from the raw order (IP, phone, addresses)."""
     if isinstance(event, OrderPaid):
-        await order_paid(session, shop, event, occasion=occasion)
+        await order_paid(session, shop, event, occasion=occasion, signals=signals)
     elif isinstance(event, OrderRefunded):
         await order_refunded(session, shop, event)
     elif isinstance(event, OrderCancelled):
@@ -105,7 +109,12 @@ async def _lock_order(session: AsyncSession, shop_id: int, order_id: str) -> Ord
 
 
 async def order_paid(
-    session: AsyncSession, shop: Shop, event: OrderPaid, *, occasion: OrderOccasion
+    session: AsyncSession,
+    shop: Shop,
+    event: OrderPaid,
+    *,
+    occasion: OrderOccasion,
+    signals: OrderSignals | None = None,
 ) -> None:
     program = await _program(session, shop)
     earn = order_earns_now(event, occasion, program.config)
@@ -121,6 +130,8 @@ async def order_paid(
     await rewards.mark_codes_used(
         session, shop.id, event.discount_codes, event.order_id, event.placed_at
     )
+    if signals is not None and member is not None:
+        await referrals.attribute_order(session, shop, event, member, order, signals)
     if event.cancelled or order.cancelled_at is not None:
         return
     if not earn or order.program_version_id is not None or member is None:
@@ -212,6 +223,7 @@ async def order_refunded(session: AsyncSession, shop: Shop, event: OrderRefunded
         return  # this refund was already recorded
     if order is not None:
         await _reconcile_reversal(session, shop, order, f"refund:{event.refund_id}")
+        await referrals.on_order_reversed(session, shop, event.order_id, fully=False)
 
 
 async def _refunded_total(session: AsyncSession, shop_id: int, order_id: str) -> Decimal:
@@ -253,6 +265,7 @@ async def order_cancelled(session: AsyncSession, shop: Shop, event: OrderCancell
         await _reverse(
             session, shop, order, remaining, f"order:{order.order_id}:cancel:reverse", "Cancelled"
         )
+    await referrals.on_order_reversed(session, shop, order.order_id, fully=True)
     await session.flush()
 
 

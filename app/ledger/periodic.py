@@ -292,6 +292,10 @@ async def release_due(session: AsyncSession, shop: Shop, now: datetime) -> int:
         await _retier(session, shop, program.config, member_ids, now, downgrade=False)
         after = member_ids[-1]
     await session.flush()
+    # Referral rewards released by this pass complete their referral.
+    from app.referrals.service import complete_released
+
+    await complete_released(session, shop, now)
     return released
 
 

@@ -43,6 +43,7 @@ def tier_view(member: Member, config: ProgramConfig, points_in_window: int) -> T
 
 async def member_out(session: AsyncSession, shop: Shop, member: Member) -> MemberOut:
     from app.ledger.repository import LedgerRepository
+    from app.winback.service import winback_view
 
     config = await current_config(session, shop)
     window_points = await LedgerRepository(session).tier_points(member.id, config)
@@ -54,7 +55,7 @@ async def member_out(session: AsyncSession, shop: Shop, member: Member) -> Membe
         lifetime_points=member.lifetime_points,
         tier=tier_view(member, config, window_points),
         referral_url=referral_url(shop, member),
-        winback=None,
+        winback=await winback_view(session, member.id),
     )
 
 

@@ -4,34 +4,57 @@ from app.models.api_key import ApiKey
 from app.models.base import Base
 from app.models.compliance import ComplianceRequest, DataExport
 from app.models.idempotency import IdempotentRequest
+from app.models.integration import (
+    ConnectionStatus,
+    EventSync,
+    IntegrationConnection,
+    IntegrationKind,
+    MemberSync,
+    ReviewReward,
+)
 from app.models.ledger import EntryKind, EntryStatus, LedgerEntry
 from app.models.member import Member
 from app.models.member_event import MemberEvent
 from app.models.order import Order, OrderRefund
 from app.models.program import ProgramVersion
 from app.models.redemption import Redemption
+from app.models.referral import MemberFingerprint, Referral, ReferralClick, ReferralOffer
 from app.models.shop import OAuthState, Platform, Shop, ShopStatus
 from app.models.webhook import DeadLetter, WebhookDelivery
+from app.models.winback import WinbackModel, WinbackState, WinbackStatusChange
 
 __all__ = [
     "ApiKey",
     "Base",
     "ComplianceRequest",
+    "ConnectionStatus",
     "DataExport",
     "DeadLetter",
     "EntryKind",
     "EntryStatus",
+    "EventSync",
     "IdempotentRequest",
+    "IntegrationConnection",
+    "IntegrationKind",
     "LedgerEntry",
     "Member",
     "MemberEvent",
+    "MemberFingerprint",
+    "MemberSync",
     "OAuthState",
     "Order",
     "OrderRefund",
     "Platform",
     "ProgramVersion",
     "Redemption",
+    "Referral",
+    "ReferralClick",
+    "ReferralOffer",
+    "ReviewReward",
     "Shop",
     "ShopStatus",
     "WebhookDelivery",
+    "WinbackModel",
+    "WinbackState",
+    "WinbackStatusChange",
 ]

@@ -107,10 +107,26 @@ class ReviewRule(_Model):
     enabled: bool = False
     points: Points = 0
     media_points: Points = 0  # extra for a review with a photo or video
+    verified_only: bool = False  # only reviews Judge.me marks as from verified buyers
+    once_per_product: bool = True  # one reward per product per customer
+    min_length: Annotated[int, Field(ge=0, le=5_000)] = 0  # characters of review text
+
+
+class RiskPolicy(StrEnum):
+    """What happens to a referral whose risk score reaches the shop's threshold."""
+
+    block = "block"  # rejected at once; the referrer is not paid
+    review = "review"  # held until the merchant approves or rejects it
+    allow = "allow"  # paid as usual, the reasons kept for the report
 
 
 class ReferralRule(_Model):
-    """Referrer earns points when the friend's first qualifying order is placed."""
+    """Referrer earns points when the friend's first qualifying order is placed.
+
+    The reward stays pending for `hold_days` (the referral return window) so a refund or
+    cancellation inside it cancels the reward. Referrals scoring `risk_threshold` or more
+    (0-100, see `app.referrals.fraud`) follow `risk_policy`.
+    """
 
     enabled: bool = False
     referrer_points: Points = 0
@@ -118,8 +134,18 @@ class ReferralRule(_Model):
         RewardKind.percentage
     )
     friend_discount_value: Money = Decimal(0)
+    friend_discount_expires_after_days: Annotated[int, Field(ge=1, le=3_650)] | None = 30
     minimum_order: Money = Decimal(0)
-    hold_days: Annotated[int, Field(ge=0, le=365)] = 0
+    hold_days: Annotated[int, Field(ge=0, le=365)] = 14
+    risk_threshold: Annotated[int, Field(ge=1, le=100)] = 60
+    risk_policy: RiskPolicy = RiskPolicy.review
+    # Velocity: more referred orders than this from one IP, or for one referrer, per window.
+    ip_velocity_limit: Annotated[int, Field(ge=1, le=1_000)] = 5
+    ip_velocity_days: Annotated[int, Field(ge=1, le=90)] = 7
+    burst_limit: Annotated[int, Field(ge=1, le=1_000)] = 5
+    burst_hours: Annotated[int, Field(ge=1, le=168)] = 24
+    # Coupon sites: clicks on one code from this many different networks in a week.
+    coupon_click_limit: Annotated[int, Field(ge=2, le=100_000)] = 50
 
     @model_validator(mode="after")
     def _friend_discount(self) -> Self:

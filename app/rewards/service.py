@@ -24,7 +24,7 @@ from app.integrations.shopify import discounts
 from app.integrations.shopify.admin import AdminError, client_for_shop
 from app.ledger import outbox
 from app.ledger import service as ledger
-from app.models import Member, Redemption, Shop
+from app.models import Member, Platform, Redemption, Shop
 from app.models.base import utcnow
 from app.program.config import ProgramConfig, Reward, RewardKind
 from app.program.service import current_config
@@ -193,12 +193,16 @@ async def issue(state: State, redemption_id: int, sleep: Sleep | None = None) ->
         if redemption.status != "pending":
             return redemption
         member = await session.get(Member, redemption.member_id)
-        config = await current_config(
-            session,
-            await session.get(Shop, redemption.shop_id),  # type: ignore[arg-type]
-        )
-    assert member is not None
+        shop = await session.get(Shop, redemption.shop_id)
+        assert member is not None
+        assert shop is not None
+        config = await current_config(session, shop)
     reward = next((r for r in config.rewards if r.id == redemption.reward_id), None)
+    if shop.platform == Platform.woocommerce:
+        from app.integrations.woocommerce.coupons import issue_coupon
+
+        coupon_id, error = await issue_coupon(state, shop, redemption, member, reward)
+        return await finish(state, redemption_id, coupon_id, error)
     spec = discounts.DiscountSpec(
         code=redemption.code,
         title=f"Stamp reward: {redemption.reward_name}",

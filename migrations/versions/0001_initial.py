@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 21:13:07.068546
+Create Date: 2026-11-22 21:50:46.654694
 """
 
 from collections.abc import Sequence
@@ -125,6 +125,26 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_idempotent_requests')),
     sa.UniqueConstraint('shop_id', 'endpoint', 'key', name=op.f('uq_idempotent_requests_shop_id_endpoint_key'))
     )
+    op.create_table('integration_connections',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('shop_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('secret_enc', sa.LargeBinary(), nullable=True),
+    sa.Column('connected_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_success_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('last_error_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('event_cursor', sa.BigInteger(), nullable=False),
+    sa.Column('lease_until', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("kind IN ('klaviyo', 'judgeme')", name=op.f('ck_integration_connections_kind')),
+    sa.CheckConstraint("status IN ('connected', 'revoked', 'disconnected')", name=op.f('ck_integration_connections_status')),
+    sa.ForeignKeyConstraint(['shop_id'], ['shops.id'], name=op.f('fk_integration_connections_shop_id_shops'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_integration_connections')),
+    sa.UniqueConstraint('shop_id', 'kind', name=op.f('uq_integration_connections_shop_id_kind'))
+    )
     op.create_table('members',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('shop_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -199,6 +219,19 @@ def upgrade() -> None:
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
         batch_op.create_index('ix_webhook_deliveries_received_at', ['received_at'], unique=False)
 
+    op.create_table('winback_models',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('shop_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('chosen', sa.String(length=32), nullable=False),
+    sa.Column('tau_days', sa.Float(), nullable=False),
+    sa.Column('model', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('incentive', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('fitted_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['shop_id'], ['shops.id'], name=op.f('fk_winback_models_shop_id_shops'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_winback_models')),
+    sa.UniqueConstraint('shop_id', name=op.f('uq_winback_models_shop_id'))
+    )
     op.create_table('ledger_entries',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('shop_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -244,6 +277,34 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('member_events', schema=None) as batch_op:
         batch_op.create_index('ix_member_events_shop_id_id', ['shop_id', 'id'], unique=False)
+
+    op.create_table('member_fingerprints',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('shop_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('value_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_member_fingerprints_member_id_members'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['shop_id'], ['shops.id'], name=op.f('fk_member_fingerprints_shop_id_shops'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_member_fingerprints')),
+    sa.UniqueConstraint('shop_id', 'member_id', 'kind', 'value_hash', name=op.f('uq_member_fingerprints_shop_id_member_id_kind_value_hash'))
+    )
+    with op.batch_alter_table('member_fingerprints', schema=None) as batch_op:
+        batch_op.create_index('ix_member_fingerprints_shop_id_kind_value_hash', ['shop_id', 'kind', 'value_hash'], unique=False)
+
+    op.create_table('member_syncs',
+    sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('shop_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('synced_mark', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('synced_hash', sa.String(length=64), nullable=False),
+    sa.Column('synced_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_member_syncs_member_id_members'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['shop_id'], ['shops.id'], name=op.f('fk_member_syncs_shop_id_shops'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('member_id', name=op.f('pk_member_syncs'))
+    )
+    with op.batch_alter_table('member_syncs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_member_syncs_shop_id'), ['shop_id'], unique=False)
 
     op.create_table('orders',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -304,11 +365,184 @@ def upgrade() -> None:
         batch_op.create_index('ix_redemptions_member_id', ['member_id'], unique=False)
         batch_op.create_index('ix_redemptions_shop_id_status_expires_at', ['shop_id', 'status', 'expires_at'], unique=False)
 
+    op.create_table('referral_clicks',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('shop_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('referrer_member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('code', sa.String(length=32), nullable=False),
+    sa.Column('clicked_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ip_hash', sa.String(length=64), nullable=True),
+    sa.Column('network_hash', sa.String(length=64), nullable=True),
+    sa.Column('ua_hash', sa.String(length=64), nullable=True),
+    sa.Column('device_hash', sa.String(length=64), nullable=True),
+    sa.Column('referring_host', sa.String(length=255), nullable=True),
+    sa.Column('by_referrer', sa.Boolean(), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['referrer_member_id'], ['members.id'], name=op.f('fk_referral_clicks_referrer_member_id_members'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['shop_id'], ['shops.id'], name=op.f('fk_referral_clicks_shop_id_shops'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_referral_clicks'))
+    )
+    with op.batch_alter_table('referral_clicks', schema=None) as batch_op:
+        batch_op.create_index('ix_referral_clicks_shop_id_referrer_member_id_clicked_at', ['shop_id', 'referrer_member_id', 'clicked_at'], unique=False)
+
+    op.create_table('referral_offers',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('shop_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('referrer_member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('visitor_hash', sa.String(length=64), nullable=False),
+    sa.Column('device_hash', sa.String(length=64), nullable=True),
+    sa.Column('ip_hash', sa.String(length=64), nullable=True),
+    sa.Column('code', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('platform_discount_id', sa.String(length=255), nullable=True),
+    sa.Column('expires_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status IN ('pending', 'issued', 'failed')", name=op.f('ck_referral_offers_status')),
+    sa.ForeignKeyConstraint(['referrer_member_id'], ['members.id'], name=op.f('fk_referral_offers_referrer_member_id_members'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['shop_id'], ['shops.id'], name=op.f('fk_referral_offers_shop_id_shops'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_referral_offers')),
+    sa.UniqueConstraint('shop_id', 'code', name=op.f('uq_referral_offers_shop_id_code')),
+    sa.UniqueConstraint('shop_id', 'referrer_member_id', 'visitor_hash', name=op.f('uq_referral_offers_shop_id_referrer_member_id_visitor_hash'))
+    )
+    op.create_table('referrals',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('shop_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('referrer_member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('friend_member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('friend_email_hash', sa.String(length=64), nullable=True),
+    sa.Column('ip_hash', sa.String(length=64), nullable=True),
+    sa.Column('order_id', sa.String(length=64), nullable=False),
+    sa.Column('code', sa.String(length=64), nullable=False),
+    sa.Column('method', sa.String(length=20), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('risk_score', sa.BigInteger(), nullable=False),
+    sa.Column('reasons', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('order_amount', app.models.base.Money(precision=20, scale=6), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('reward_points', sa.BigInteger(), nullable=False),
+    sa.Column('release_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decided_by', sa.String(length=255), nullable=True),
+    sa.Column('decision_reason', sa.Text(), nullable=True),
+    sa.Column('decided_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status IN ('qualified', 'completed', 'held', 'rejected', 'cancelled')", name=op.f('ck_referrals_status')),
+    sa.ForeignKeyConstraint(['friend_member_id'], ['members.id'], name=op.f('fk_referrals_friend_member_id_members'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['referrer_member_id'], ['members.id'], name=op.f('fk_referrals_referrer_member_id_members'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['shop_id'], ['shops.id'], name=op.f('fk_referrals_shop_id_shops'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_referrals')),
+    sa.UniqueConstraint('shop_id', 'friend_member_id', name=op.f('uq_referrals_shop_id_friend_member_id')),
+    sa.UniqueConstraint('shop_id', 'order_id', name=op.f('uq_referrals_shop_id_order_id'))
+    )
+    with op.batch_alter_table('referrals', schema=None) as batch_op:
+        batch_op.create_index('ix_referrals_referrer_member_id', ['referrer_member_id'], unique=False)
+        batch_op.create_index('ix_referrals_shop_id_status_id', ['shop_id', 'status', 'id'], unique=False)
+
+    op.create_table('review_rewards',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('shop_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('source', sa.String(length=20), nullable=False),
+    sa.Column('review_id', sa.String(length=64), nullable=False),
+    sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('product_id', sa.String(length=64), nullable=True),
+    sa.Column('points', sa.Integer(), nullable=False),
+    sa.Column('media_points', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('reversed_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('checked_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status IN ('rewarded', 'reversed')", name=op.f('ck_review_rewards_status')),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_review_rewards_member_id_members'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['shop_id'], ['shops.id'], name=op.f('fk_review_rewards_shop_id_shops'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_review_rewards')),
+    sa.UniqueConstraint('shop_id', 'source', 'review_id', name=op.f('uq_review_rewards_shop_id_source_review_id'))
+    )
+    with op.batch_alter_table('review_rewards', schema=None) as batch_op:
+        batch_op.create_index('ix_review_rewards_shop_id_member_id_product_id', ['shop_id', 'member_id', 'product_id'], unique=False)
+
+    op.create_table('winback_states',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('shop_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('score', sa.Float(), nullable=False),
+    sa.Column('orders', sa.BigInteger(), nullable=False),
+    sa.Column('last_order_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expected_next_order_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('points_at_risk', sa.BigInteger(), nullable=False),
+    sa.Column('reasons', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('arm', sa.String(length=10), nullable=True),
+    sa.Column('scanned_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_winback_states_member_id_members'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['shop_id'], ['shops.id'], name=op.f('fk_winback_states_shop_id_shops'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_winback_states')),
+    sa.UniqueConstraint('member_id', name=op.f('uq_winback_states_member_id'))
+    )
+    with op.batch_alter_table('winback_states', schema=None) as batch_op:
+        batch_op.create_index('ix_winback_states_shop_id_status_score', ['shop_id', 'status', 'score'], unique=False)
+
+    op.create_table('winback_status_changes',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('shop_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('from_status', sa.String(length=20), nullable=True),
+    sa.Column('to_status', sa.String(length=20), nullable=False),
+    sa.Column('score', sa.Float(), nullable=False),
+    sa.Column('points_at_risk', sa.BigInteger(), nullable=False),
+    sa.Column('reasons', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('arm', sa.String(length=10), nullable=True),
+    sa.Column('at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_winback_status_changes_member_id_members'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['shop_id'], ['shops.id'], name=op.f('fk_winback_status_changes_shop_id_shops'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_winback_status_changes'))
+    )
+    with op.batch_alter_table('winback_status_changes', schema=None) as batch_op:
+        batch_op.create_index('ix_winback_status_changes_shop_id_member_id', ['shop_id', 'member_id'], unique=False)
+
+    op.create_table('event_syncs',
+    sa.Column('event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('shop_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('sent_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['event_id'], ['member_events.id'], name=op.f('fk_event_syncs_event_id_member_events'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['shop_id'], ['shops.id'], name=op.f('fk_event_syncs_shop_id_shops'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('event_id', name=op.f('pk_event_syncs'))
+    )
+    with op.batch_alter_table('event_syncs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_event_syncs_shop_id'), ['shop_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('event_syncs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_event_syncs_shop_id'))
+
+    op.drop_table('event_syncs')
+    with op.batch_alter_table('winback_status_changes', schema=None) as batch_op:
+        batch_op.drop_index('ix_winback_status_changes_shop_id_member_id')
+
+    op.drop_table('winback_status_changes')
+    with op.batch_alter_table('winback_states', schema=None) as batch_op:
+        batch_op.drop_index('ix_winback_states_shop_id_status_score')
+
+    op.drop_table('winback_states')
+    with op.batch_alter_table('review_rewards', schema=None) as batch_op:
+        batch_op.drop_index('ix_review_rewards_shop_id_member_id_product_id')
+
+    op.drop_table('review_rewards')
+    with op.batch_alter_table('referrals', schema=None) as batch_op:
+        batch_op.drop_index('ix_referrals_shop_id_status_id')
+        batch_op.drop_index('ix_referrals_referrer_member_id')
+
+    op.drop_table('referrals')
+    op.drop_table('referral_offers')
+    with op.batch_alter_table('referral_clicks', schema=None) as batch_op:
+        batch_op.drop_index('ix_referral_clicks_shop_id_referrer_member_id_clicked_at')
+
+    op.drop_table('referral_clicks')
     with op.batch_alter_table('redemptions', schema=None) as batch_op:
         batch_op.drop_index('ix_redemptions_shop_id_status_expires_at')
         batch_op.drop_index('ix_redemptions_member_id')
@@ -318,6 +552,14 @@ def downgrade() -> None:
         batch_op.drop_index('ix_orders_shop_id_member_id')
 
     op.drop_table('orders')
+    with op.batch_alter_table('member_syncs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_member_syncs_shop_id'))
+
+    op.drop_table('member_syncs')
+    with op.batch_alter_table('member_fingerprints', schema=None) as batch_op:
+        batch_op.drop_index('ix_member_fingerprints_shop_id_kind_value_hash')
+
+    op.drop_table('member_fingerprints')
     with op.batch_alter_table('member_events', schema=None) as batch_op:
         batch_op.drop_index('ix_member_events_shop_id_id')
 
@@ -327,6 +569,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_ledger_entries_member_id_id')
 
     op.drop_table('ledger_entries')
+    op.drop_table('winback_models')
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
         batch_op.drop_index('ix_webhook_deliveries_received_at')
 
@@ -341,6 +584,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_members_shop_id_email')
 
     op.drop_table('members')
+    op.drop_table('integration_connections')
     op.drop_table('idempotent_requests')
     with op.batch_alter_table('dead_letters', schema=None) as batch_op:
         batch_op.drop_index('ix_dead_letters_shop_id_resolved_at')

@@ -138,21 +138,25 @@ async def test_bad_query_is_a_422_with_the_field_named(
     assert response.json()["error"]["message"].startswith("email:")
 
 
-async def test_openapi_document_describes_every_route(client: httpx.AsyncClient) -> None:
+async def test_openapi_document_describes_every_route(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    from app.main import create_app
+
+    served = {
+        path
+        for route in create_app(settings).routes
+        if (path := getattr(route, "path", "")).startswith("/api/v1/")
+        and path != "/api/v1/openapi.json"
+    }
+
     response = await client.get("/api/v1/openapi.json")
 
     assert response.status_code == 200
     document = response.json()
     assert document["openapi"] == "3.1.0"
-    assert set(document["paths"]) == {
-        "/api/v1/members",
-        "/api/v1/members/{customer_id}",
-        "/api/v1/members/{customer_id}/activity",
-        "/api/v1/members/{customer_id}/adjustments",
-        "/api/v1/events",
-        "/api/v1/rewards",
-        "/api/v1/redemptions",
-    }
+    assert set(document["paths"]) == served
+    assert {"/api/v1/members/{customer_id}", "/api/v1/redemptions", "/api/v1/winback"} <= served
     member = document["components"]["schemas"]["MemberOut"]
     assert set(member["required"]) >= {"customer_id", "points_balance", "tier", "referral_url"}
     assert document["paths"]["/api/v1/members/{customer_id}/adjustments"]["post"]["requestBody"][

@@ -31,10 +31,6 @@ SOURCE = "judgeme"
 SIGNATURE_HEADERS = ("judgeme-hmac-sha256", "x-judgeme-hmac-sha256", "http_x_judgeme_hmac_sha256")
 
 
-def signature(body: bytes, secret: str) -> str:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 def verify(body: bytes, secret: str, header: str | None) -> bool:
     if not header:
         return False

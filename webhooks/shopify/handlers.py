@@ -12,6 +12,7 @@ from app.ledger import engine
 from app.models import ShopStatus
 from app.models.base import utcnow
 from app.privacy import service as privacy
+from app.referrals.service import order_signals
 from webhooks.pipeline import Handler, HandlerContext
 from webhooks.shopify.normalise import customer_event, order_event, refund_event
 
@@ -71,7 +72,8 @@ async def order_topic(ctx: HandlerContext, payload: Any) -> None:
     topic = ctx.delivery.topic
     event = order_event(topic, _object(payload))
     occasion = OCCASIONS.get(topic, engine.OrderOccasion.updated)
-    await engine.apply(ctx.session, ctx.shop, event, occasion=occasion)
+    signals = order_signals(_object(payload))
+    await engine.apply(ctx.session, ctx.shop, event, occasion=occasion, signals=signals)
 
 
 async def refunds_create(ctx: HandlerContext, payload: Any) -> None:

@@ -51,9 +51,9 @@ class ReviewPolicy:
             enabled=rule.enabled,
             points=rule.points,
             media_points=rule.media_points,
-            verified_only=bool(getattr(rule, "verified_only", False)),
-            once_per_product=bool(getattr(rule, "once_per_product", True)),
-            min_length=int(getattr(rule, "min_length", 0)),
+            verified_only=rule.verified_only,
+            once_per_product=rule.once_per_product,
+            min_length=rule.min_length,
         )
 
 

@@ -11,7 +11,7 @@ from app.state import State
 
 
 @huey.periodic_task(crontab(minute="41"))
-def check_rewarded_reviews() -> None:
+def judgeme_review_check() -> None:
     """Hourly, each rewarded review at most daily: a deleted review loses its points."""
 
     async def body(state: State) -> int:

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Member, MemberEvent, Shop, ShopStatus
+from app.models import Member, MemberEvent, Shop, ShopStatus, WinbackState
 from app.models.base import UTCDateTime, utcnow
 from app.models.integration import (
     ConnectionStatus,
@@ -35,6 +35,8 @@ class BacklogRow:
     member: Member
     mark: datetime
     synced_hash: str | None
+    winback_status: str | None = None
+    winback_score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,13 +168,20 @@ class KlaviyoRepository:
     async def backlog_page(self, shop_id: int, after: int, limit: int) -> list[BacklogRow]:
         """Members whose profile Klaviyo has not seen in its current state, by id."""
         result = await self.session.execute(
-            select(Member, change_mark(), MemberSync.synced_hash)
+            select(
+                Member,
+                change_mark(),
+                MemberSync.synced_hash,
+                WinbackState.status,
+                WinbackState.score,
+            )
             .outerjoin(MemberSync, MemberSync.member_id == Member.id)
+            .outerjoin(WinbackState, WinbackState.member_id == Member.id)
             .where(self._backlog_condition(shop_id), Member.id > after)
             .order_by(Member.id)
             .limit(limit)
         )
-        return [BacklogRow(member, mark, synced) for member, mark, synced in result.all()]
+        return [BacklogRow(*row) for row in result.all()]
 
     async def mark_synced(self, shop_id: int, marks: Sequence[SyncMark]) -> None:
         """Store the mark each profile was sent at; the last writer wins, so a stale

@@ -44,7 +44,7 @@ from app.integrations.klaviyo.repository import (
     SyncMark,
 )
 from app.members.service import referral_url
-from app.models import Member, Shop
+from app.models import Member, Shop, ShopStatus
 from app.models.base import utcnow
 from app.models.integration import ConnectionStatus
 from app.state import State
@@ -59,6 +59,7 @@ REFERRAL_URL = "Stamp Referral URL"
 POINTS_EXPIRING = "Stamp Points Expiring"
 POINTS_EXPIRY_DATE = "Stamp Points Expiry Date"
 WINBACK_STATUS = "Stamp Win-back Status"
+WINBACK_SCORE = "Stamp Win-back Score"
 PROFILE_PROPERTIES = (
     POINTS_BALANCE,
     PENDING_POINTS,
@@ -68,6 +69,7 @@ PROFILE_PROPERTIES = (
     POINTS_EXPIRING,
     POINTS_EXPIRY_DATE,
     WINBACK_STATUS,
+    WINBACK_SCORE,
 )
 
 MAX_PROFILES_PER_JOB = 10_000
@@ -112,7 +114,12 @@ class SyncReport:
 # --- what is sent ---------------------------------------------------------------------------
 
 
-def profile_properties(shop: Shop, member: Member) -> dict[str, Any]:
+def profile_properties(
+    shop: Shop,
+    member: Member,
+    winback_status: str | None = None,
+    winback_score: float | None = None,
+) -> dict[str, Any]:
     """The loyalty properties, named as merchants know them; None means "remove"."""
     expiring = member.expiring_points if member.expiring_at is not None else 0
     return {
@@ -123,8 +130,8 @@ def profile_properties(shop: Shop, member: Member) -> dict[str, Any]:
         REFERRAL_URL: referral_url(shop, member),
         POINTS_EXPIRING: expiring,
         POINTS_EXPIRY_DATE: member.expiring_at.isoformat() if member.expiring_at else None,
-        # Filled in once the win-back scan records a status on the member.
-        WINBACK_STATUS: None,
+        WINBACK_STATUS: winback_status,
+        WINBACK_SCORE: round(winback_score, 4) if winback_score is not None else None,
     }
 
 
@@ -247,7 +254,9 @@ class Run:
             if not member.email or member.redacted_at is not None:
                 quiet.append(SyncMark(member.id, row.mark, NO_PROFILE))
                 continue
-            properties = profile_properties(self.shop, member)
+            properties = profile_properties(
+                self.shop, member, row.winback_status, row.winback_score
+            )
             digest = profile_hash(member.email, properties)
             if digest == row.synced_hash:
                 quiet.append(SyncMark(member.id, row.mark, digest))
@@ -461,7 +470,12 @@ async def sync_shop(
         repo = KlaviyoRepository(session)
         connection = await repo.connection(shop_id)
         shop = await session.get(Shop, shop_id)
-        if connection is None or shop is None or connection.status != ConnectionStatus.connected:
+        if (
+            connection is None
+            or shop is None
+            or shop.status != ShopStatus.installed
+            or connection.status != ConnectionStatus.connected
+        ):
             return SyncReport(status="not_connected")
         if not await repo.acquire_lease(shop_id, now, lease):
             return SyncReport(status="busy")
