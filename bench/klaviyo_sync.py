@@ -30,14 +30,13 @@ import sqlite3
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-HOST = "127.0.0.1"
-PG_SERVER = f"postgresql://postgres@{HOST}:5432"
+from bench.intake import create_database, drop_database
+
 SHOP_DOMAIN = "bench-klaviyo.myshopify.com"
 TARGET_REQUESTS_PER_MEMBER = 0.001
 TARGET_SECONDS = 60.0
@@ -77,34 +76,6 @@ def balance_of(i: int) -> int:
 
 
 # --- databases -------------------------------------------------------------------------
-
-
-async def _pg_admin(statement: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(host=HOST, port=5432, user="postgres", database="postgres")
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-def create_database(kind: str, workdir: Path) -> tuple[str, str]:
-    """A fresh database: (DATABASE_URL, name to drop)."""
-    if kind == "postgresql":
-        name = f"stamp_bench_{uuid.uuid4().hex[:12]}"
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-        return f"{PG_SERVER}/{name}", name
-    path = workdir / f"stamp_bench_{uuid.uuid4().hex[:12]}.db"
-    return f"sqlite:///{path}", str(path)
-
-
-def drop_database(kind: str, name: str) -> None:
-    if kind == "postgresql":
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        return
-    for suffix in ("", "-wal", "-shm"):
-        Path(name + suffix).unlink(missing_ok=True)
 
 
 def member_rows(shop_id: int, count: int) -> list[tuple[Any, ...]]:
