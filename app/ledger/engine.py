@@ -263,10 +263,97 @@ async def order_cancelled(session: AsyncSession, shop: Shop, event: OrderCancell
     remaining = order.points_earned - order.points_reversed
     if remaining > 0 and order.member_id is not None:
         await _reverse(
-            session, shop, order, remaining, f"order:{order.order_id}:cancel:reverse", "Cancelled"
+            session, shop, order, remaining, await _cancel_key(session, shop, order), "Cancelled"
         )
     await referrals.on_order_reversed(session, shop, order.order_id, fully=True)
     await session.flush()
+
+
+def _reinstate_prefix(order_id: str) -> str:
+    return f"order:{order_id}:reinstate:"
+
+
+async def _reinstatements(session: AsyncSession, shop: Shop, order: Order) -> list[LedgerEntry]:
+    """The order's reinstatement entries, oldest first: the ledger is the cycle counter."""
+    prefix = _reinstate_prefix(order.order_id)
+    entries = await LedgerRepository(session).entries_for_source(shop.id, "order", order.order_id)
+    return [e for e in entries if e.idempotency_key.startswith(prefix)]
+
+
+async def _cancel_key(session: AsyncSession, shop: Shop, order: Order) -> str:
+    """`order:<id>:cancel:reverse` the first time; after the n-th reinstatement, `...:<n>`."""
+    cycle = len(await _reinstatements(session, shop, order))
+    key = f"order:{order.order_id}:cancel:reverse"
+    return key if cycle == 0 else f"{key}:{cycle}"
+
+
+async def _live_earning(session: AsyncSession, shop: Shop, order: Order) -> LedgerEntry | None:
+    """The entry that currently carries the order's points: the latest reinstatement, else
+    the original earning (a reversal follows its pending status and release date)."""
+    reinstated = await _reinstatements(session, shop, order)
+    if reinstated:
+        return reinstated[-1]
+    return await LedgerRepository(session).entry_by_key(shop.id, f"order:{order.order_id}:earn")
+
+
+async def order_reinstated(session: AsyncSession, shop: Shop, event: OrderPaid) -> bool:
+    """A cancelled order is paid again (WooCommerce: status back to processing/completed).
+
+    The ledger stays append-only: a reinstatement entry (`order:<id>:reinstate:<n>`, kind
+    `reverse` with positive points, so lifetime and tier points come back too) gives back
+    what the cancellation took, i.e. everything beyond what the order's refunds warrant;
+    `cancelled_at` is cleared, and the next cancellation posts under a fresh key. An order
+    cancelled before it ever earned earns normally on the `order_paid` that follows.
+    Shopify has no un-cancel, so only the WooCommerce path calls this. True if it reinstated.
+    """
+    order = await _lock_order(session, shop.id, event.order_id)
+    if order is None or order.cancelled_at is None or event.cancelled:
+        return False
+    order.cancelled_at = None
+    order.status = "open"
+    give_back = order.points_reversed - await _refund_target(session, shop, order)
+    if give_back > 0 and order.member_id is not None:
+        live = await _live_earning(session, shop, order)
+        now = utcnow()
+        held = (
+            live is not None
+            and live.status != EntryStatus.available
+            and live.available_at is not None
+            and live.available_at > now
+        )
+        cycle = len(await _reinstatements(session, shop, order)) + 1
+        entry_id = await ledger.post(
+            session,
+            shop.id,
+            ledger.Posting(
+                member_id=order.member_id,
+                points=give_back,
+                kind="reverse",
+                idempotency_key=f"{_reinstate_prefix(order.order_id)}{cycle}",
+                status=EntryStatus.pending if held else EntryStatus.available,
+                source_type="order",
+                source_id=order.order_id,
+                program_version_id=order.program_version_id,
+                reason=f"Reinstated: order {order.name or order.order_id}",
+                available_at=live.available_at if held and live is not None else None,
+            ),
+        )
+        if entry_id is not None:
+            order.points_reversed -= give_back
+    await session.flush()
+    return True
+
+
+async def _refund_target(session: AsyncSession, shop: Shop, order: Order) -> int:
+    """The points the order's refunds alone take back (the cumulative refund rule)."""
+    if order.points_earned <= 0:
+        return 0
+    refunded = await _refunded_total(session, shop.id, order.order_id)
+    if refunded <= 0:
+        return 0
+    return rules.reversal_for_refund(
+        order.points_earned, order.merchandise_amount, Decimal(0), refunded, 0
+    )
 
 
 async def _record_cancelled_unknown(
@@ -300,7 +387,7 @@ async def _reverse(
     same release date; reversing all of it cancels the pending earning outright.
     """
     assert order.member_id is not None
-    earn = await LedgerRepository(session).entry_by_key(shop.id, f"order:{order.order_id}:earn")
+    earn = await _live_earning(session, shop, order)
     if earn is not None and earn.status == EntryStatus.pending:
         if order.points_reversed + points >= order.points_earned:
             # Reversals first, so the pending total never dips below zero on the way.

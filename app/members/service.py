@@ -43,7 +43,7 @@ def tier_view(member: Member, config: ProgramConfig, points_in_window: int) -> T
 
 async def member_out(session: AsyncSession, shop: Shop, member: Member) -> MemberOut:
     from app.ledger.repository import LedgerRepository
-    from app.winback.service import winback_view
+    from app.winback.views import winback_view
 
     config = await current_config(session, shop)
     window_points = await LedgerRepository(session).tier_points(member.id, config)

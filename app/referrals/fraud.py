@@ -6,8 +6,10 @@ rule is unit-tested in isolation and a merchant can read why a referral was held
 
 Weights are chosen so that no single weak signal reaches the default threshold (60):
 a household or an office shares an IP and often an address, and that alone is not fraud
-(competitors.md §3). Strong signals (the same person by email, phone or device) reach it
-on their own.
+(competitors.md §3), and IP evidence counts once however many IP signals fire. Strong
+signals (the same person by email, phone or device; an order from a coupon site; a
+throwaway inbox) reach it on their own. tests/data/referral_scenarios.json measures the
+verdicts on scripted fraud and lookalike cases (tests/referrals/test_scenarios.py).
 """
 
 from __future__ import annotations
@@ -76,9 +78,23 @@ WEIGHTS = {
     "same_ip_and_browser": 25,
     "ip_velocity": 40,
     "burst": 30,
-    "coupon_site": 40,
-    "disposable_email": 40,
+    # A coupon host as the order's referring site is direct evidence the friend did not come
+    # from a personal share (ReferralCandy); no legitimate referral arrives that way, so it
+    # reaches the default threshold alone. Many unrelated networks clicking the code is
+    # only circumstantial (a viral post looks the same) and stays a report.
+    "coupon_site": 60,
+    "code_spread": 40,
+    # The list holds only throwaway inboxes (some world-readable, like Mailinator): a real
+    # customer needs the order and shipping emails, so it reaches the threshold alone.
+    # Privacy relays (Apple Hide My Email, Proton) are deliberately not on it.
+    "disposable_email": 60,
 }
+
+# Signals that all say "a shared network". They are one fact, counted once: together they
+# add at most this much, so a household, office or campus never crosses the threshold on
+# IP evidence alone (competitors.md section 3: Rivo, Keystone).
+NETWORK_SIGNALS = frozenset({"same_ip", "ip_velocity"})
+NETWORK_CAP = 40
 
 
 def normalise_email(email: str | None) -> str | None:
@@ -196,6 +212,9 @@ class Evidence:
     same_address: bool = False
     same_ip: bool = False
     same_browser: bool = False  # same IP *and* user agent as the referrer's own session
+    # The friend's device id is known and is none of the referrer's known devices: the
+    # IP + user agent proxy (two phones of one model on one wifi match it) is overruled.
+    other_device: bool = False
     referrals_from_ip: int = 0  # other referred orders from this IP inside the window
     recent_referrals: int = 0  # the referrer's other referred orders inside the burst window
     distinct_click_networks: int = 0  # networks that clicked this code in the last week
@@ -252,7 +271,7 @@ def assess(evidence: Evidence, limits: Limits = Limits()) -> Assessment:
         found.append(("same_address", "The friend's address is one the referrer has used"))
     if evidence.same_ip:
         found.append(("same_ip", "The friend ordered from an IP address the referrer has used"))
-        if evidence.same_browser:
+        if evidence.same_browser and not evidence.other_device:
             found.append(
                 ("same_ip_and_browser", "The same IP address and browser as the referrer's")
             )
@@ -272,17 +291,28 @@ def assess(evidence: Evidence, limits: Limits = Limits()) -> Assessment:
                 f"in {limits.burst_hours} hours",
             )
         )
-    if evidence.came_from_coupon_site or (
-        evidence.distinct_click_networks >= limits.coupon_click_limit
-    ):
+    if evidence.came_from_coupon_site:
+        found.append(("coupon_site", "The friend came to the shop from a coupon site"))
+    elif evidence.distinct_click_networks >= limits.coupon_click_limit:
         found.append(
             (
-                "coupon_site",
+                "code_spread",
                 "The code looks published on a coupon site "
                 f"({evidence.distinct_click_networks} unrelated networks clicked it this week)",
             )
         )
     if evidence.disposable_email:
         found.append(("disposable_email", "The friend used a disposable email address"))
-    reasons = tuple(Reason(signal, WEIGHTS[signal], text) for signal, text in found)
-    return Assessment(min(100, sum(r.weight for r in reasons)), reasons)
+    reasons: list[Reason] = []
+    network_left = NETWORK_CAP
+    for signal, text in found:
+        weight = WEIGHTS[signal]
+        if signal in NETWORK_SIGNALS:
+            weight, network_left = (
+                min(weight, network_left),
+                network_left - min(weight, network_left),
+            )
+            if weight < WEIGHTS[signal]:
+                text += " (a shared network is counted once)"
+        reasons.append(Reason(signal, weight, text))
+    return Assessment(min(100, sum(r.weight for r in reasons)), tuple(reasons))

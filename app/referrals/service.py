@@ -304,6 +304,9 @@ async def _evidence(
         same_ip=signals.ip_hash is not None and signals.ip_hash in seen.get("ip", set()),
         same_browser=signals.ip_ua_hash is not None
         and signals.ip_ua_hash in seen.get("ip_ua", set()),
+        other_device=device_hash is not None
+        and bool(seen.get("device"))
+        and device_hash not in seen.get("device", set()),
         referrals_from_ip=(
             await repo.count_from_ip(
                 shop.id, signals.ip_hash, now - timedelta(days=rule.ip_velocity_days)

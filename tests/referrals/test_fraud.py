@@ -82,7 +82,7 @@ def test_velocity_burst_coupon_and_disposable_have_their_own_reasons() -> None:
         ("ip_velocity", 40, "5 other referred orders came from this IP address in 7 days"),
         ("burst", 30, "The referrer had 5 other referred orders in 24 hours"),
         (
-            "coupon_site",
+            "code_spread",
             40,
             "The code looks published on a coupon site "
             "(50 unrelated networks clicked it this week)",
@@ -118,3 +118,35 @@ def test_score_is_bounded_explained_and_monotone(
     # adding any signal never lowers the score
     for name in ("same_phone", "same_device", "same_address", "disposable_email"):
         assert assess(replace(evidence, **{name: True})).score >= result.score
+
+
+def test_strong_without_lookalikes_coupon_host_and_disposable_inbox_reach_the_threshold() -> None:
+    assert assess(Evidence(came_from_coupon_site=True)).score == 60
+    assert assess(Evidence(disposable_email=True)).score == 60
+    # the lookalikes: many networks from a viral post, a privacy relay address
+    assert assess(Evidence(distinct_click_networks=80)).score == 40
+    assert not fraud.is_disposable("x7fq2k9d@privaterelay.appleid.com")
+
+
+def test_shared_network_evidence_is_counted_once_so_an_office_is_not_flagged() -> None:
+    # given a busy office: the referrer's IP, and six referred orders from it this week
+    result = assess(Evidence(same_ip=True, referrals_from_ip=6))
+    # then both reasons are shown but the network counts once
+    assert [(r.signal, r.weight) for r in result.reasons] == [("same_ip", 20), ("ip_velocity", 20)]
+    assert result.reasons[1].reason.endswith("(a shared network is counted once)")
+    assert (result.score, result.at_or_above(60)) == (40, False)
+    # a farm on one IP with throwaway inboxes still is
+    assert assess(Evidence(referrals_from_ip=6, disposable_email=True)).score == 100
+
+
+def test_a_known_different_device_overrules_the_ip_and_browser_proxy() -> None:
+    # two iPhones of one model on one home wifi share IP and user agent
+    partner = Evidence(same_ip=True, same_browser=True, same_address=True, other_device=True)
+    assert signals(partner) == ["same_address", "same_ip"]
+    assert assess(partner).score == 50
+    # without a device id the proxy stands
+    assert signals(replace(partner, other_device=False)) == [
+        "same_address",
+        "same_ip",
+        "same_ip_and_browser",
+    ]

@@ -4,6 +4,8 @@
  * panel is opened; then it loads stamp.css + stamp-panel.js (split out so unopened pages never
  * pay for them) and GETs the shopper's state. Empty points badges and inline Rewards sections
  * are filled when the browser is idle. Every failure is caught: never break the page.
+ * On WooCommerce the plugin sets window.StampConfig = {apiBase, customerToken} (or the tag has
+ * data-api / data-token): calls then go to that base with `Authorization: Bearer <token>`.
  */
 (function () {
   'use strict';
@@ -49,10 +51,13 @@
     '.stamp-notice:empty{display:none}' +
     '@media print{.stamp-launcher,.stamp-notice{display:none}}';
 
+  var given = win.StampConfig || {};
+  var token = data.token || given.customerToken || given.token || '';
   var cfg = (S.cfg = {
-    api: base(data.api),
+    api: base(data.api || given.apiBase || given.api),
+    token: token,
     locale: data.locale || doc.documentElement.lang || 'en',
-    customer: data.customer || '',
+    customer: data.customer || (token ? 'token' : ''),
     shop: data.shop || '',
     src: (script && script.src) || '',
     theme: {},
@@ -93,16 +98,20 @@
     }
   }
 
+  // A base that already ends in /api (WooCommerce: {app}/woo/api) takes the bare path.
   function url(path) {
+    if (/\/api$/.test(cfg.api)) path = path.replace(/^\/api(?=\/)/, '');
     return (
       cfg.api + path + (path.indexOf('?') < 0 ? '?' : '&') +
       'locale=' + encodeURIComponent(cfg.locale) + '&device=' + encodeURIComponent(device())
     );
   }
 
-  // JSON over the app proxy; rejects with {status, code, message} on any failure.
+  // JSON over the app proxy (or, with a token, straight to Stamp); rejects with
+  // {status, code, message} on any failure.
   function api(path, body) {
     var init = { method: body ? 'POST' : 'GET', credentials: 'same-origin', headers: { Accept: 'application/json' } };
+    if (cfg.token) init.headers.Authorization = 'Bearer ' + cfg.token;
     if (body) {
       init.headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);

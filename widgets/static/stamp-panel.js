@@ -436,7 +436,8 @@
         data.ways_to_earn.length ? earnBlock() : null,
         member ? referralBlock(member) : null,
         member ? historyBlock() : null,
-        member ? accountBlock() : null,
+        // Export and leave exist on the app proxy only (WooCommerce has no such routes yet).
+        member && !S.cfg.token ? accountBlock() : null,
       ].forEach(function (block) {
         if (block) body.append(block);
       });

@@ -2,7 +2,8 @@
 
 Webhook deliveries and the polling reconcile both land here, so an order that arrives
 twice, late, or only through polling has exactly one effect: the engine is idempotent on
-the order id (earning) and the refund id (reversals).
+the order id (earning) and the refund id (reversals). WooCommerce builds payloads at send
+time, so a paid status after a cancellation is real: the order is reinstated (earns once net).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def occasion_for(state: OrderState, trigger: EarningTrigger) -> engine.OrderOcca
 async def apply_woo_order(session: AsyncSession, shop: Shop, woo: WooOrder) -> None:
     config = await current_config(session, shop)
     occasion = occasion_for(woo.state, config.earning.trigger)
+    if woo.cancellation is None and engine.order_earns_now(woo.order, occasion, config):
+        # Back to processing/completed after a cancellation: WooCommerce can un-cancel.
+        await engine.order_reinstated(session, shop, woo.order)
     await engine.apply(session, shop, woo.order, occasion=occasion)
     if woo.cancellation is not None:
         await engine.apply(session, shop, woo.cancellation)

@@ -20,6 +20,7 @@ from app.db import unit_of_work
 from app.errors import AppError
 from app.integrations.woocommerce import connect, widget
 from app.ledger.repository import ActivityRepository
+from app.models import Member
 from app.rewards import service as rewards
 from app.state import get_state
 from widgets.routes import RedeemIn, _codes, _cursor, _uncursor
@@ -137,11 +138,11 @@ async def redeem_endpoint(request: Request) -> Response:
             request_sha256=body_sha256(raw),
             points=body.points,
         )
-        redemption_id, member = redemption.id, shopper.member
+        redemption_id, member_id = redemption.id, shopper.member.id
     issued = await rewards.issue(state, redemption_id)
     async with state.sessionmaker() as session:
-        await session.refresh(member)
-        balance = member.points_balance
+        member = await session.get(Member, member_id)
+        balance = member.points_balance if member else 0
     return _json(
         request,
         {
