@@ -162,7 +162,8 @@ def test_a_woocommerce_shopper_sees_the_balance_redeems_and_copies_the_code(
 ) -> None:
     from playwright.sync_api import expect
 
-    # given Jo (7 orders of 72 points reach Silver, the 8th earns 72 × 1.25 = 90: 594) logged in on the store's account page
+    # given Jo logged in on the account page: 7 orders of 72 points reach Silver, and
+    # the 8th earns 72 × 1.25 = 90, so 594
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=woo_site.base)
     page = context.new_page()
