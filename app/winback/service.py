@@ -20,7 +20,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.ledger import outbox
-from app.members.schemas import WinbackOut
 from app.models import EntryKind, Member, Order, Shop
 from app.models.winback import WinbackModel, WinbackState, WinbackStatusChange
 from app.winback import models
@@ -305,16 +304,6 @@ async def set_incentive(
     return row
 
 
-async def winback_view(session: AsyncSession, member_id: int) -> WinbackOut | None:
-    """The member JSON's `winback`: status and score, or None before the first scan."""
-    found = (
-        await session.execute(
-            select(WinbackState.status, WinbackState.score).where(
-                WinbackState.member_id == member_id
-            )
-        )
-    ).first()
-    return WinbackOut(status=found[0], score=found[1]) if found else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from app.members.schemas import WinbackOut
 from app.models import Member, MemberEvent, Order, Shop
 from app.models.winback import WinbackState, WinbackStatusChange
 from app.state import State
-from app.winback import routes, service
+from app.winback import routes, service, views
 from tests.builders import api_key_for, create_member, create_shop
 from tests.conftest import _with_state
 
@@ -97,7 +97,7 @@ async def test_scan_gives_every_buyer_a_status_reasons_and_a_history(
     assert [(e.member_id, e.name) for e in events] == [(members[0].id, outbox.WINBACK_FLAGGED)]
     assert events[0].properties["points_at_risk"] == 120
     assert events[0].properties["reasons"] == first.reasons
-    assert await service.winback_view(session, members[0].id) == WinbackOut(
+    assert await views.winback_view(session, members[0].id) == WinbackOut(
         status="at_risk", score=0.7053
     )
 
