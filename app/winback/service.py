@@ -130,18 +130,32 @@ def score_members(
     else:  # the customer's own mean gap, shrunk toward the shop's cycle by one pseudo-gap
         gap = (rfm.t_x + fitted.cycle_days) / (rfm.x + 1)
     usual = np.where(rfm.x > 0, rfm.t_x / np.maximum(rfm.x, 1), fitted.one_time_gap_days)
+    # Whole columns to Python lists first: indexing numpy scalars one by one is the slow
+    # part of building a million records.
+    next_day = (last + np.maximum(np.rint(gap).astype(np.int64), 1)).tolist()
+    rows = zip(
+        ids.tolist(),
+        statuses.tolist(),
+        np.round(scores, 4).tolist(),
+        (rfm.x + 1).tolist(),
+        last.tolist(),
+        next_day,
+        usual.tolist(),
+        rfm.since_last.tolist(),
+        strict=True,
+    )
     return [
         Scored(
-            member_id=int(ids[i]),
-            status=str(statuses[i]),
-            score=round(float(scores[i]), 4),
-            orders=int(rfm.x[i]) + 1,
-            last_order_at=_at(int(last[i])),
-            expected_next_order_at=_at(int(last[i]) + max(int(round(float(gap[i]))), 1)),
-            usual_gap=float(usual[i]),
-            since_last=float(rfm.since_last[i]),
+            member_id=int(member_id),
+            status=str(status),
+            score=float(score),
+            orders=int(orders),
+            last_order_at=_at(int(last_day)),
+            expected_next_order_at=_at(int(next_order)),
+            usual_gap=float(usual_gap),
+            since_last=float(since),
         )
-        for i in range(len(rfm))
+        for member_id, status, score, orders, last_day, next_order, usual_gap, since in rows
     ]
 
 
@@ -302,8 +316,6 @@ async def set_incentive(
     )
     await session.flush()
     return row
-
-
 
 
 @dataclass(frozen=True, slots=True)
