@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.events import CustomerInfo
 from app.members import service as members
+from app.members.repository import MemberRepository
 from app.models import Member, Shop
 from app.program.config import ProgramConfig
 from app.program.service import current_config
@@ -78,13 +79,24 @@ async def visitor_member(session: AsyncSession, visitor: Visitor) -> Member | No
     return match.member
 
 
-async def widget_state(session: AsyncSession, visitor: Visitor) -> dict[str, Any]:
+async def known_member(session: AsyncSession, visitor: Visitor) -> Member | None:
+    """The visitor's member if it exists already (a read: no write lock is taken)."""
+    if not visitor.customer_id:
+        return None
+    return await MemberRepository(session).by_customer_id(visitor.shop.id, visitor.customer_id)
+
+
+async def widget_state(
+    session: AsyncSession, visitor: Visitor, member: Member | None = None
+) -> dict[str, Any]:
+    """The widget's JSON; a logged-in customer seen for the first time becomes a member."""
     shop = visitor.shop
     config = await current_config(session, shop)
-    member = await visitor_member(session, visitor)
+    if member is None:
+        member = await visitor_member(session, visitor)
     member_json: dict[str, Any] | None = None
     if member is not None:
-        view = await members.member_out(session, shop, member)
+        view = await members.member_out(session, shop, member, config)
         member_json = {
             "customer_id": view.customer_id,
             "first_name": member.first_name,

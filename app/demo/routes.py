@@ -198,6 +198,7 @@ async def storefront(request: Request) -> Response:
     page = _page(
         "storefront.html",
         widget_customer=chosen.customer_id if chosen and chosen.customer_id else "",
+        widget_enabled=params.get("widget") != "off",  # the Lighthouse baseline
         shop_name=shop.name or shop.domain,
         shop_domain=shop.domain,
         currency=shop.currency,

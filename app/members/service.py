@@ -41,11 +41,14 @@ def tier_view(member: Member, config: ProgramConfig, points_in_window: int) -> T
     return TierOut(name=current.name, multiplier=str(current.multiplier), next=upcoming)
 
 
-async def member_out(session: AsyncSession, shop: Shop, member: Member) -> MemberOut:
+async def member_out(
+    session: AsyncSession, shop: Shop, member: Member, config: ProgramConfig | None = None
+) -> MemberOut:
+    """Member JSON; pass the program when the caller has it, to save reading it again."""
     from app.ledger.repository import LedgerRepository
     from app.winback.views import winback_view
 
-    config = await current_config(session, shop)
+    config = config or await current_config(session, shop)
     window_points = await LedgerRepository(session).tier_points(member.id, config)
     return MemberOut(
         customer_id=member.customer_id,
