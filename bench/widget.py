@@ -65,11 +65,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from bench.intake import create_database, drop_database
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 STATIC = ROOT / "widgets" / "static"
 HOST = "127.0.0.1"
-PG_SERVER = f"postgresql://postgres@{HOST}:5432"
+
 SECRET = "bench-widget-shopify-secret-0123456789abcdef"
 PATH_PREFIX = "/apps/stamp"
 TARGET_LOADER_KB = 10.0
@@ -92,34 +94,6 @@ def asset_sizes() -> dict[str, dict[str, int]]:
 
 
 # --- databases and server ------------------------------------------------------------------
-
-
-async def _pg_admin(statement: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(host=HOST, port=5432, user="postgres", database="postgres")
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-def create_database(kind: str, workdir: Path) -> tuple[str, str]:
-    """A fresh database: (DATABASE_URL, what to drop)."""
-    if kind == "postgresql":
-        name = f"stamp_bench_widget_{uuid.uuid4().hex[:10]}"
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-        return f"{PG_SERVER}/{name}", name
-    path = workdir / f"stamp_bench_widget_{uuid.uuid4().hex[:10]}.db"
-    return f"sqlite:///{path}", str(path)
-
-
-def drop_database(kind: str, name: str) -> None:
-    if kind == "postgresql":
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        return
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(name + suffix).unlink(missing_ok=True)
 
 
 def free_port() -> int:
