@@ -16,7 +16,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app.state import State
-from app.winback import evaluate as evaluation
 
 winback_cli = typer.Typer(help="Win-back: find lapsing buyers and measure the offer's lift.")
 
@@ -38,6 +37,8 @@ def evaluate_command(
     min_repeaters: Annotated[int, typer.Option(help="Below this, the recency rule")] = 300,
 ) -> None:
     """Fit on orders up to the cut-off; AUC, precision, recall vs the recency baseline."""
+    from app.winback import evaluate as evaluation  # numpy/scipy: only when used
+
     console = _console()
     try:
         cut = date.fromisoformat(cutoff)
