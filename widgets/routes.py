@@ -7,8 +7,6 @@ which Shopify sets: a shopper cannot claim to be someone else.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from app.api.edge import body_sha256, parse_body
+from app.api.pagination import decode_cursor, encode_cursor
 from app.db import unit_of_work
 from app.errors import AppError, Unauthorized
 from app.integrations.shopify.signing import is_valid_shop_domain, verify_app_proxy
@@ -150,22 +149,6 @@ async def _balance(session: AsyncSession, member_id: int) -> int:
     return member.points_balance if member else 0
 
 
-def _cursor(entry_id: int) -> str:
-    return base64.urlsafe_b64encode(f"h{entry_id}".encode()).decode().rstrip("=")
-
-
-def _uncursor(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        raw = ""
-    if raw.startswith("h") and raw[1:].isdigit():
-        return int(raw[1:])
-    raise AppError("The cursor is not one Stamp returned", code="invalid_cursor")
-
-
 async def history_endpoint(request: Request) -> Response:
     state = get_state(request)
     async with state.sessionmaker() as session:
@@ -174,7 +157,7 @@ async def history_endpoint(request: Request) -> Response:
         member = await visitor_member(session, visitor)
         assert member is not None
         rows = await ActivityRepository(session).page(
-            member.id, 21, _uncursor(request.query_params.get("cursor"))
+            member.id, 21, decode_cursor("h", request.query_params.get("cursor"))
         )
         codes = await _codes(session, [r.source_id for r in rows if r.source_type == "redemption"])
         page = rows[:20]
@@ -190,7 +173,7 @@ async def history_endpoint(request: Request) -> Response:
             }
             for entry in page
         ]
-        next_cursor = _cursor(page[-1].id) if len(rows) > 20 else None
+        next_cursor = encode_cursor("h", page[-1].id) if len(rows) > 20 else None
         await session.rollback()  # a first sight creates nothing on a read
     return _json({"data": data, "next_cursor": next_cursor})
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from starlette.routing import Route
 
 from app.api.edge import ApiContext, ApiResult, endpoint
 from app.api.idempotency import run_once
 from app.api.openapi import Operation
-from app.errors import AppError, NotFound
+from app.api.pagination import decode_cursor, encode_cursor
+from app.errors import NotFound
 from app.events import CustomAction
 from app.ledger import engine
 from app.ledger import service as ledger
@@ -28,33 +26,17 @@ from app.members import service as members
 from app.models.base import utcnow
 
 
-def _encode_cursor(entry_id: int) -> str:
-    return base64.urlsafe_b64encode(f"e{entry_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if raw.startswith("e") and raw[1:].isdigit():
-            return int(raw[1:])
-    except (binascii.Error, UnicodeDecodeError):
-        pass
-    raise AppError("The cursor is not one this API returned", code="invalid_cursor")
-
-
 async def activity(ctx: ApiContext) -> ApiResult:
     """A member's ledger entries, newest first."""
     query = ctx.query(PageQuery)
     member = await members.get_member(ctx.session, ctx.shop, ctx.request.path_params["customer_id"])
     rows = await ActivityRepository(ctx.session).page(
-        member.id, query.limit + 1, _decode_cursor(query.cursor)
+        member.id, query.limit + 1, decode_cursor("e", query.cursor)
     )
     page, more = rows[: query.limit], len(rows) > query.limit
     return ActivityPage(
         data=[EntryOut.of(entry) for entry in page],
-        next_cursor=_encode_cursor(page[-1].id) if more else None,
+        next_cursor=encode_cursor("e", page[-1].id) if more else None,
     )
 
 

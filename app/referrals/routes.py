@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from app.api.edge import ApiContext, ApiResult, endpoint
 from app.api.openapi import Operation
+from app.api.pagination import decode_cursor, encode_cursor
 from app.db import unit_of_work
 from app.errors import AppError
 from app.members import service as members
@@ -48,22 +46,6 @@ async def landing(request: Request) -> Response:
     )
 
 
-def _cursor(referral_id: int) -> str:
-    return base64.urlsafe_b64encode(f"r{referral_id}".encode()).decode().rstrip("=")
-
-
-def _uncursor(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        raw = ""
-    if raw.startswith("r") and raw[1:].isdigit():
-        return int(raw[1:])
-    raise AppError("The cursor is not one this API returned", code="invalid_cursor")
-
-
 async def _out(ctx: ApiContext, referral: Referral) -> ReferralOut:
     referrer = await ctx.session.get(Member, referral.referrer_member_id)
     friend = await ctx.session.get(Member, referral.friend_member_id)
@@ -77,12 +59,12 @@ async def _out(ctx: ApiContext, referral: Referral) -> ReferralOut:
 async def _page(ctx: ApiContext, referrer_id: int | None) -> ReferralPage:
     query = ctx.query(ReferralQuery)
     rows = await ReferralRepository(ctx.session).page(
-        ctx.shop.id, query.status, query.limit + 1, _uncursor(query.cursor), referrer_id
+        ctx.shop.id, query.status, query.limit + 1, decode_cursor("r", query.cursor), referrer_id
     )
     page = rows[: query.limit]
     return ReferralPage(
         data=[await _out(ctx, referral) for referral in page],
-        next_cursor=_cursor(page[-1].id) if len(rows) > query.limit else None,
+        next_cursor=encode_cursor("r", page[-1].id) if len(rows) > query.limit else None,
     )
 
 

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import BaseRoute, Route
 
 from app.api.edge import body_sha256, parse_body
+from app.api.pagination import decode_cursor, encode_cursor
 from app.db import unit_of_work
 from app.errors import AppError
 from app.integrations.woocommerce import connect, widget
@@ -23,7 +24,7 @@ from app.ledger.repository import ActivityRepository
 from app.models import Member
 from app.rewards import service as rewards
 from app.state import get_state
-from widgets.routes import RedeemIn, _codes, _cursor, _uncursor
+from widgets.routes import RedeemIn, _codes
 from widgets.service import widget_state
 
 # --- connect ------------------------------------------------------------------------------
@@ -161,7 +162,7 @@ async def history_endpoint(request: Request) -> Response:
     async with unit_of_work(state.sessionmaker) as session:
         shopper = await widget.shopper(state, session, token)
         rows = await ActivityRepository(session).page(
-            shopper.member.id, 21, _uncursor(request.query_params.get("cursor"))
+            shopper.member.id, 21, decode_cursor("h", request.query_params.get("cursor"))
         )
         codes = await _codes(session, [r.source_id for r in rows if r.source_type == "redemption"])
     page = rows[:20]
@@ -177,7 +178,7 @@ async def history_endpoint(request: Request) -> Response:
         }
         for entry in page
     ]
-    next_cursor = _cursor(page[-1].id) if len(rows) > 20 else None
+    next_cursor = encode_cursor("h", page[-1].id) if len(rows) > 20 else None
     return _json(request, {"data": data, "next_cursor": next_cursor})
 
 
