@@ -111,14 +111,19 @@ async def unit_of_work(sessionmaker: SessionMaker) -> AsyncIterator[AsyncSession
         callback()
 
 
+def dialect_insert(session: AsyncSession) -> Any:
+    """`insert` with ON CONFLICT support for the session's database (PostgreSQL or SQLite)."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
 async def insert_if_absent(session: AsyncSession, model: type[M], **values: Any) -> M | None:
     """INSERT ... ON CONFLICT DO NOTHING RETURNING the new row as an ORM object, or None.
 
     Unique keys decide races in the database, so the loser learns of it without an error
     or a savepoint, in one round trip.
     """
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(model).values(**values).on_conflict_do_nothing().returning(model)
+    statement = (
+        dialect_insert(session)(model).values(**values).on_conflict_do_nothing().returning(model)
+    )
     result = await session.scalars(statement, execution_options={"populate_existing": True})
     return result.one_or_none()

@@ -17,12 +17,10 @@ from typing import Any
 
 import orjson
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import unit_of_work
+from app.db import dialect_insert, unit_of_work
 from app.models import Base, DeadLetter, Shop, ShopStatus, WebhookDelivery
 from app.models.base import utcnow
 from app.state import State
@@ -94,8 +92,7 @@ async def _insert_delivery(session: AsyncSession, shop_id: int, delivery: Delive
         "received_at": utcnow(),
         "outcome": "processed",
     }
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     # Core, not ORM-enabled, INSERT: this runs on every delivery and needs no ORM object.
     table = Base.metadata.tables[WebhookDelivery.__tablename__]
     statement = (

@@ -9,10 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import dialect_insert
 from app.models import Base, MemberEvent
 from app.models.base import utcnow
 
@@ -38,9 +37,8 @@ async def record(
     """Record the event once; False when this unique id was recorded before."""
     # Core INSERT: recorded on every earning, keep it cheap.
     table = Base.metadata.tables[MemberEvent.__tablename__]
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = (
-        insert(table)
+        dialect_insert(session)(table)
         .values(
             shop_id=shop_id,
             member_id=member_id,

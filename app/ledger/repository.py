@@ -11,10 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import dialect_insert
 from app.models import Base, EntryStatus, LedgerEntry, Member
 from app.models.base import utcnow
 from app.program.config import ProgramConfig, TierBasis
@@ -46,8 +45,7 @@ class LedgerRepository:
         self.session = session
 
     def _insert(self) -> Any:
-        dialect = self.session.get_bind().dialect.name
-        return pg_insert if dialect == "postgresql" else sqlite_insert
+        return dialect_insert(self.session)
 
     async def append(self, values: dict[str, Any]) -> int | None:
         """Insert an entry unless its idempotency key exists; the new id, or None if seen."""

@@ -8,10 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import dialect_insert
 from app.models import Member, MemberEvent, Shop, ShopStatus, WinbackState
 from app.models.base import UTCDateTime, utcnow
 from app.models.integration import (
@@ -61,8 +60,7 @@ class KlaviyoRepository:
         self.session = session
 
     def _insert(self) -> Any:
-        dialect = self.session.get_bind().dialect.name
-        return pg_insert if dialect == "postgresql" else sqlite_insert
+        return dialect_insert(self.session)
 
     # --- the connection -------------------------------------------------------------------
 
