@@ -8,6 +8,7 @@ from starlette.routing import BaseRoute, Route
 
 from app.api.openapi import Operation, build_document
 from app.integrations.klaviyo import routes as klaviyo
+from app.integrations.outgoing import routes as outgoing
 from app.ledger import routes as ledger
 from app.members import routes as members
 from app.referrals import routes as referral_routes
@@ -23,6 +24,7 @@ def _operations() -> list[Operation]:
         *klaviyo.operations,
         *winback.operations,
         *referral_routes.operations,
+        *outgoing.operations,
     ]
 
 
@@ -38,4 +40,5 @@ routes: list[BaseRoute] = [
     *klaviyo.routes,
     *winback.routes,
     *referral_routes.routes,
+    *outgoing.routes,
 ]

@@ -21,6 +21,20 @@ TIER_CHANGED = "Stamp Tier Changed"
 POINTS_EXPIRING_SOON = "Stamp Points Expiring Soon"
 REFERRAL_COMPLETED = "Stamp Referral Completed"
 WINBACK_FLAGGED = "Stamp Win-back Flagged"
+MEMBER_CREATED = "Stamp Member Joined"
+POINTS_SPENT = "Stamp Points Spent"
+
+# The names outgoing webhooks (Zapier, Make) subscribe to, for each event above.
+WEBHOOK_TYPES: dict[str, str] = {
+    MEMBER_CREATED: "member.created",
+    POINTS_EARNED: "points.earned",
+    POINTS_SPENT: "points.spent",
+    REWARD_REDEEMED: "reward.redeemed",
+    TIER_CHANGED: "tier.changed",
+    REFERRAL_COMPLETED: "referral.completed",
+    POINTS_EXPIRING_SOON: "points.expiring",
+    WINBACK_FLAGGED: "member.winback_flagged",
+}
 
 EARNING_KINDS = frozenset({"earn", "signup", "birthday", "review", "referral", "custom"})
 

@@ -122,6 +122,21 @@ async def spend(session: AsyncSession, shop_id: int, posting: Posting) -> int | 
         return None
     if not await repo.spend(posting.member_id, -posting.points):
         raise InsufficientPoints(f"The balance does not cover {-posting.points} points")
+    await outbox.record(
+        session,
+        shop_id,
+        posting.member_id,
+        outbox.POINTS_SPENT,
+        posting.idempotency_key,
+        {
+            "points": -posting.points,
+            "kind": posting.kind,
+            "reason": posting.reason,
+            "source_type": posting.source_type,
+            "source_id": posting.source_id,
+        },
+        posting.created_at,
+    )
     return entry_id
 
 

@@ -140,6 +140,7 @@ async def member_for_customer(
         )
         if created is None:  # a concurrent delivery created it
             return MemberMatch(await repo.by_customer_id(shop.id, customer.customer_id))
+        await _joined(session, created)
         return MemberMatch(created, created=True)
     if not email:
         return MemberMatch(None)
@@ -152,7 +153,23 @@ async def member_for_customer(
     )
     if created is None:
         return MemberMatch(await writer.guest_by_email(shop.id, email))
+    await _joined(session, created)
     return MemberMatch(created, created=True)
+
+
+async def _joined(session: AsyncSession, member: Member) -> None:
+    """`member.created` for outgoing webhooks and Klaviyo, once per member."""
+    from app.ledger import outbox
+
+    await outbox.record(
+        session,
+        member.shop_id,
+        member.id,
+        outbox.MEMBER_CREATED,
+        f"member:{member.id}:created",
+        {"customer_id": member.customer_id, "is_account": member.is_account},
+        member.created_at,
+    )
 
 
 async def reevaluate_tier(

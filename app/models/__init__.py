@@ -3,6 +3,16 @@
 from app.models.api_key import ApiKey
 from app.models.base import Base
 from app.models.compliance import ComplianceRequest, DataExport
+from app.models.connector import (
+    ConnectorConnection,
+    ConnectorKind,
+    ConnectorMemberSync,
+    DeliveryStatus,
+    EmailConsent,
+    OutgoingDelivery,
+    SubscriptionStatus,
+    WebhookSubscription,
+)
 from app.models.idempotency import IdempotentRequest
 from app.models.integration import (
     ConnectionStatus,
@@ -28,8 +38,13 @@ __all__ = [
     "Base",
     "ComplianceRequest",
     "ConnectionStatus",
+    "ConnectorConnection",
+    "ConnectorKind",
+    "ConnectorMemberSync",
     "DataExport",
     "DeadLetter",
+    "DeliveryStatus",
+    "EmailConsent",
     "EntryKind",
     "EntryStatus",
     "EventSync",
@@ -44,6 +59,7 @@ __all__ = [
     "OAuthState",
     "Order",
     "OrderRefund",
+    "OutgoingDelivery",
     "Platform",
     "ProgramVersion",
     "Redemption",
@@ -53,7 +69,9 @@ __all__ = [
     "ReviewReward",
     "Shop",
     "ShopStatus",
+    "SubscriptionStatus",
     "WebhookDelivery",
+    "WebhookSubscription",
     "WinbackModel",
     "WinbackState",
     "WinbackStatusChange",
