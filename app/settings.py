@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     KLAVIYO_API_URL: str = "https://a.klaviyo.com"
     KLAVIYO_REVISION: str = "2026-07-15"
     JUDGEME_API_URL: str = "https://judge.me/api/v1"
+    # `{dc}` is the data centre at the end of the merchant's key (`...-us6`).
+    MAILCHIMP_API_URL: str = "https://{dc}.api.mailchimp.com/3.0"
+    SEGMENT_API_URL: str = "https://api.segment.io/v1"
     ALLOW_PRIVATE_URLS: bool = False
     WEBHOOK_BODY_RETENTION_DAYS: int = 30
     HTTP_TIMEOUT_SECONDS: float = 10.0
