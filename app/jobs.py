@@ -13,6 +13,9 @@ TASK_MODULES: tuple[str, ...] = (
     "app.integrations.judgeme.tasks",
     "app.winback.tasks",
     "app.integrations.woocommerce.tasks",
+    "app.integrations.outgoing.tasks",
+    "app.integrations.mailchimp.tasks",
+    "app.integrations.segment.tasks",
 )
 
 

@@ -77,7 +77,7 @@ class MailchimpReport:
 
 
 def subscriber_hash(email: str) -> str:
-    return hashlib.md5(email.strip().lower().encode()).hexdigest()  # noqa: S324 (Mailchimp's id)
+    return hashlib.md5(email.strip().lower().encode()).hexdigest()
 
 
 def merge_fields(shop: Shop, row: MemberRow) -> dict[str, Any]:

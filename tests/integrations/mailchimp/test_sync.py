@@ -30,7 +30,7 @@ LIST = "a1b2c3d4e5"
 
 
 def md5(email: str) -> str:
-    return hashlib.md5(email.lower().encode()).hexdigest()  # noqa: S324
+    return hashlib.md5(email.lower().encode()).hexdigest()
 
 
 @pytest.fixture
@@ -114,11 +114,11 @@ async def test_consented_members_are_upserted_others_only_updated_if_present(
     assert active == ["Stamp tier: Gold"]
     assert {"name": "Stamp win-back: at_risk", "status": "inactive"} in body["tags"]  # type: ignore[operator]
     assert calls[2][:2] == ("PATCH", f"/3.0/lists/{LIST}/members/{md5('bob@example.com')}")
-    assert "status_if_new" not in calls[2][2] and "status" not in calls[2][2]
+    assert "status_if_new" not in calls[2][2]
+    assert "status" not in calls[2][2]
     assert len(calls) == 3
 
     # and a second run sends nothing
-    from app.models import ConnectorMemberSync
 
     again = await sync.sync_shop(state, shop.id, sleep=time_.sleep)
     assert (again.upserted, again.updated, again.absent, members.call_count) == (0, 0, 0, 3)
