@@ -209,3 +209,55 @@ class ConnectorRepository:
                 ConnectorMemberSync.shop_id == shop_id, ConnectorMemberSync.kind == self.kind
             )
         )
+
+
+class ConsentRepository:
+    """Email marketing consent by platform customer id (ids only, no email)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def upsert(
+        self,
+        shop_id: int,
+        customer_id: str,
+        state: str,
+        opt_in_level: str | None,
+        consent_updated_at: datetime | None,
+    ) -> bool:
+        """Store the state unless a newer one is already stored; True when it changed."""
+        found = await self.session.scalar(
+            select(EmailConsent).where(
+                EmailConsent.shop_id == shop_id, EmailConsent.customer_id == customer_id
+            )
+        )
+        now = utcnow()
+        if found is None:
+            self.session.add(
+                EmailConsent(
+                    shop_id=shop_id,
+                    customer_id=customer_id,
+                    state=state,
+                    opt_in_level=opt_in_level,
+                    consent_updated_at=consent_updated_at,
+                    updated_at=now,
+                )
+            )
+        else:
+            stale = (
+                found.consent_updated_at is not None
+                and consent_updated_at is not None
+                and consent_updated_at < found.consent_updated_at
+            )
+            if stale or (found.state, found.opt_in_level) == (state, opt_in_level):
+                return False
+            found.state, found.opt_in_level = state, opt_in_level
+            found.consent_updated_at = consent_updated_at
+            found.updated_at = now
+        await self.session.execute(
+            update(Member)
+            .where(Member.shop_id == shop_id, Member.customer_id == customer_id)
+            .values(sync_dirty_at=now, updated_at=now)
+        )
+        await self.session.flush()
+        return True

@@ -85,6 +85,30 @@ async def customer_topic(ctx: HandlerContext, payload: Any) -> None:
     await engine.apply(ctx.session, ctx.shop, customer_event(ctx.delivery.topic, _object(payload)))
 
 
+async def email_marketing_consent(ctx: HandlerContext, payload: Any) -> None:
+    """Consent for the Mailchimp connector: only `subscribed` customers are ever added."""
+    from datetime import UTC, datetime
+
+    from app.integrations.connections import ConsentRepository
+
+    data = _object(payload)
+    consent = data.get("email_marketing_consent")
+    customer_id = data.get("customer_id")
+    if not isinstance(consent, dict) or customer_id is None or not consent.get("state"):
+        raise ValueError("expected customer_id and email_marketing_consent.state")
+    updated = consent.get("consent_updated_at")
+    when = datetime.fromisoformat(updated) if isinstance(updated, str) else None
+    if when is not None and when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    await ConsentRepository(ctx.session).upsert(
+        ctx.shop.id,
+        str(customer_id),
+        str(consent["state"]).lower(),
+        str(consent["opt_in_level"]).lower() if consent.get("opt_in_level") else None,
+        when,
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "orders/create": order_topic,
     "orders/paid": order_topic,
@@ -93,6 +117,7 @@ HANDLERS: dict[str, Handler] = {
     "refunds/create": refunds_create,
     "customers/create": customer_topic,
     "customers/update": customer_topic,
+    "customers_email_marketing_consent/update": email_marketing_consent,
     "app/uninstalled": app_uninstalled,
     "customers/data_request": customers_data_request,
     "customers/redact": customers_redact,
