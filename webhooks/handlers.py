@@ -20,4 +20,8 @@ def handlers_for(source: str) -> Mapping[str, Handler]:
         from webhooks.woocommerce.handlers import HANDLERS as WOOCOMMERCE_HANDLERS
 
         return WOOCOMMERCE_HANDLERS
+    if source == "segment":
+        from webhooks.segment.handlers import HANDLERS as SEGMENT_HANDLERS
+
+        return SEGMENT_HANDLERS
     return {}

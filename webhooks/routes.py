@@ -23,12 +23,14 @@ async def bare_shopify(request: Request) -> Response:
 
 def build_routes(bench_endpoints: bool) -> list[BaseRoute]:
     from webhooks.judgeme.receiver import routes as judgeme_routes
+    from webhooks.segment.receiver import routes as segment_routes
     from webhooks.woocommerce.receiver import receive as woocommerce_receive
 
     routes: list[BaseRoute] = [
         Route("/webhooks/shopify", shopify_receive, methods=["POST"]),
         Route("/webhooks/woocommerce/{shop_id}", woocommerce_receive, methods=["POST"]),
         *judgeme_routes,
+        *segment_routes,
     ]
     if bench_endpoints:
         routes.append(Route("/webhooks/bench/bare", bare_shopify, methods=["POST"]))
