@@ -20,7 +20,7 @@ from app.models import Platform, Shop
 from app.state import State
 
 connect_cli = typer.Typer(
-    help="Connect Stamp to Klaviyo and Judge.me, and see how the Klaviyo sync is doing.",
+    help="Connect Stamp to Klaviyo, Judge.me, Mailchimp and Segment; see how syncs are doing.",
     no_args_is_help=True,
 )
 
@@ -111,23 +111,31 @@ def connect_judgeme(
 @connect_cli.command("disconnect")
 def disconnect(
     shop: ShopOption,
-    kind: Annotated[str, typer.Argument(help="klaviyo")] = "klaviyo",
+    kind: Annotated[str, typer.Argument(help="klaviyo, mailchimp or segment")] = "klaviyo",
 ) -> None:
-    """Disconnect Klaviyo: forget the key; a later connection starts with a full sync."""
+    """Disconnect a tool: forget its key; a later connection starts with a full sync."""
     from app.db import unit_of_work
-    from app.integrations.klaviyo import service
+    from app.integrations.klaviyo import service as klaviyo
+    from app.integrations.mailchimp import service as mailchimp
+    from app.integrations.segment import service as segment
 
-    if kind != "klaviyo":
-        _err().print("Only klaviyo can be disconnected here.")
+    tools = {
+        "klaviyo": klaviyo.disconnect,
+        "mailchimp": mailchimp.disconnect,
+        "segment": segment.disconnect,
+    }
+    if kind not in tools:
+        _err().print("Only klaviyo, mailchimp or segment can be disconnected here.")
         raise typer.Exit(code=EXIT_REFUSED)
 
     async def body(state: State) -> bool:
         found = await _shop(state, shop)
         async with unit_of_work(state.sessionmaker) as session:
-            return await service.disconnect(session, found)
+            return await tools[kind](session, found)
 
     done = _run_with_state(body)
-    _out().print("Klaviyo disconnected." if done else "Klaviyo was not connected.")
+    name = kind.capitalize()
+    _out().print(f"{name} disconnected." if done else f"{name} was not connected.")
 
 
 @connect_cli.command("status")
@@ -163,6 +171,114 @@ def sync(
     _out().print(f"Klaviyo sync {report.status}: {report}")
     if report.status != "ok":
         raise typer.Exit(code=EXIT_REFUSED)
+
+
+@connect_cli.command("mailchimp")
+def connect_mailchimp(
+    shop: ShopOption,
+    key: Annotated[str, typer.Option("--key", help="A Mailchimp API key (...-us6)")],
+    audience: Annotated[
+        str | None, typer.Option("--audience", help="Audience id; omit to list them")
+    ] = None,
+    add_transactional: Annotated[
+        bool,
+        typer.Option(
+            "--add-transactional/--existing-only",
+            help="Add members who have not consented as transactional contacts "
+            "(default: only update contacts already in the audience)",
+        ),
+    ] = False,
+) -> None:
+    """Check the key, prepare the audience's STAMP_* merge fields, store the key, sync."""
+    from app.db import unit_of_work
+    from app.integrations.mailchimp import service
+
+    async def body(state: State) -> list[dict[str, str]] | None:
+        found = await _shop(state, shop)
+        try:
+            if audience is None:
+                return await service.audiences(state, key)
+            checked = await service.prepare(state, key, audience)
+        except AppError as exc:
+            raise _refused(exc) from exc
+        async with unit_of_work(state.sessionmaker) as session:
+            await service.save(
+                session, state.cipher, found, checked, audience, add_transactional=add_transactional
+            )
+        return None
+
+    listed = _run_with_state(body)
+    if listed is not None:
+        _err().print("Choose an audience with --audience:")
+        for item in listed:
+            _out().print(f"  {item['id']}  {escape(item['name'])}")
+        raise typer.Exit(code=EXIT_REFUSED)
+    _out().print(f"Mailchimp connected to {shop}; the first sync has been queued.")
+
+
+@connect_cli.command("segment")
+def connect_segment(
+    shop: ShopOption,
+    event: Annotated[
+        list[str],
+        typer.Option("--event", help="'Segment event name=custom_action_key' (repeatable)"),
+    ],
+    write_key: Annotated[
+        str | None, typer.Option("--write-key", help="Source write key, for identify calls")
+    ] = None,
+    shared_secret: Annotated[
+        str | None, typer.Option("--shared-secret", help="Omit to have Stamp generate one")
+    ] = None,
+) -> None:
+    """Accept Segment track events as custom actions (and send identify calls)."""
+    from app.db import unit_of_work
+    from app.integrations.segment import service
+
+    mapping: dict[str, str] = {}
+    for item in event:
+        name, sep, action = item.rpartition("=")
+        if not sep or not name.strip() or not action.strip():
+            _err().print(f"--event {escape(repr(item))} is not 'Event Name=action_key'")
+            raise typer.Exit(code=EXIT_REFUSED)
+        mapping[name.strip()] = action.strip()
+
+    async def body(state: State) -> service.SegmentConnected:
+        found = await _shop(state, shop)
+        try:
+            async with unit_of_work(state.sessionmaker) as session:
+                return await service.connect(
+                    session,
+                    state.cipher,
+                    state.settings,
+                    found,
+                    mapping,
+                    shared_secret=shared_secret,
+                    write_key=write_key,
+                )
+        except AppError as exc:
+            raise _refused(exc) from exc
+
+    connected = _run_with_state(body)
+    _out().print(
+        "Segment connected. In Segment, add a Webhooks destination with\n"
+        f"  URL:           {connected.webhook_url}\n"
+        f"  Shared secret: {connected.shared_secret}\n"
+        + ("Identify calls are on." if connected.identify else "Identify calls are off.")
+    )
+
+
+@connect_cli.command("webhooks")
+def webhooks(shop: ShopOption) -> None:
+    """Outgoing webhook subscriptions, with why any was disabled."""
+    from app.integrations.outgoing import service
+
+    async def body(state: State) -> str:
+        found = await _shop(state, shop)
+        async with state.sessionmaker() as session:
+            rows = await service.list_subscriptions(session, found, limit=200)
+        return "[" + ",".join(row.model_dump_json() for row in rows) + "]"
+
+    typer.echo(_run_with_state(body))
 
 
 if __name__ == "__main__":
