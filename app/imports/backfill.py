@@ -351,7 +351,9 @@ async def _customers(
             except (PayloadError, ValueError, KeyError) as exc:
                 report.skip(f"customer {node.get('id')!r}: {exc}")
                 continue
-            match = await member_for_customer(session, shop, customer, customer.email)
+            match = await member_for_customer(
+                session, shop, customer, customer.email, announce=False
+            )
             if match.created:
                 created += 1
             elif match.member is not None:

@@ -321,7 +321,7 @@ async def _write(
             continue
         member = members.get(row.email)
         if member is None:
-            match = await member_for_customer(session, shop, None, row.email)
+            match = await member_for_customer(session, shop, None, row.email, announce=False)
             if match.member is None:  # only without an email, which a valid row always has
                 raise RuntimeError(f"no member could be made for line {row.line}")
             member = match.member

@@ -112,11 +112,18 @@ class MemberMatch:
 
 
 async def member_for_customer(
-    session: AsyncSession, shop: Shop, customer: CustomerInfo | None, email: str | None
+    session: AsyncSession,
+    shop: Shop,
+    customer: CustomerInfo | None,
+    email: str | None,
+    *,
+    announce: bool = True,
 ) -> MemberMatch:
     """The member for this customer (claiming a guest member by email), created if needed.
 
     Says whether the member is new, and whether Stamp saw a known member become an account.
+    `announce=False` (imports of existing customers) records no `member.created` event,
+    so a history backfill does not look like thousands of sign-ups downstream.
     """
     writer = MemberWriter(session)
     repo = MemberRepository(session)
@@ -140,7 +147,8 @@ async def member_for_customer(
         )
         if created is None:  # a concurrent delivery created it
             return MemberMatch(await repo.by_customer_id(shop.id, customer.customer_id))
-        await _joined(session, created)
+        if announce:
+            await _joined(session, created)
         return MemberMatch(created, created=True)
     if not email:
         return MemberMatch(None)
@@ -153,7 +161,8 @@ async def member_for_customer(
     )
     if created is None:
         return MemberMatch(await writer.guest_by_email(shop.id, email))
-    await _joined(session, created)
+    if announce:
+        await _joined(session, created)
     return MemberMatch(created, created=True)
 
 

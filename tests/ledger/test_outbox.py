@@ -98,3 +98,18 @@ async def test_spending_records_points_spent_once(
             },
         )
     ]
+
+
+async def test_importing_existing_customers_records_no_member_joined_event(
+    session: AsyncSession, settings: Settings
+) -> None:
+    # given a shop; when an import creates a member without announcing it
+    from app.members.service import member_for_customer
+
+    shop = await installed_shop(session, settings)
+    match = await member_for_customer(session, shop, None, "old@example.com", announce=False)
+    await session.commit()
+
+    # then the member exists and no event was recorded
+    assert match.created is True
+    assert (await session.execute(select(MemberEvent))).scalars().all() == []
