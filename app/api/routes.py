@@ -8,7 +8,9 @@ from starlette.routing import BaseRoute, Route
 
 from app.api.openapi import Operation, build_document
 from app.integrations.klaviyo import routes as klaviyo
+from app.integrations.mailchimp import routes as mailchimp
 from app.integrations.outgoing import routes as outgoing
+from app.integrations.segment import routes as segment
 from app.ledger import routes as ledger
 from app.members import routes as members
 from app.referrals import routes as referral_routes
@@ -25,6 +27,8 @@ def _operations() -> list[Operation]:
         *winback.operations,
         *referral_routes.operations,
         *outgoing.operations,
+        *mailchimp.operations,
+        *segment.operations,
     ]
 
 
@@ -41,4 +45,6 @@ routes: list[BaseRoute] = [
     *winback.routes,
     *referral_routes.routes,
     *outgoing.routes,
+    *mailchimp.routes,
+    *segment.routes,
 ]

@@ -8,7 +8,7 @@ Mailchimp's reason and nothing saved. Disconnecting forgets the key and what was
 from __future__ import annotations
 
 import re
-from typing import Any
+from datetime import datetime
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,8 +33,8 @@ class MailchimpStatus(BaseModel):
     status: str
     audience_id: str | None
     add_transactional: bool
-    connected_at: Any
-    last_success_at: Any
+    connected_at: datetime | None
+    last_success_at: datetime | None
     last_error: str | None
     backlog: int
 

@@ -281,3 +281,27 @@ async def test_members_without_email_are_marked_without_a_request(
     assert (report.status, mailchimp.calls.call_count) == ("ok", 0)
     assert await sync.shops_due(state) == []
     assert (await session.scalar(select(Member.id))) is not None
+
+
+async def test_the_status_endpoint_shows_the_audience_and_backlog(
+    client: httpx.AsyncClient, session: AsyncSession, state: State
+) -> None:
+    from tests.builders import api_key_for
+
+    shop = await connected_shop(state, session, add_transactional=True)
+    await create_member(session, shop, customer_id="1", email="ann@example.com")
+    headers = await api_key_for(session, shop)
+
+    response = await client.get("/api/v1/integrations/mailchimp/status", headers=headers)
+
+    body = response.json()
+    assert body["connected_at"] is not None
+    del body["connected_at"]
+    assert body == {
+        "status": "connected",
+        "audience_id": LIST,
+        "add_transactional": True,
+        "last_success_at": None,
+        "last_error": None,
+        "backlog": 1,
+    }

@@ -276,3 +276,24 @@ async def test_without_a_write_key_nothing_is_sent_out(
     assert (report.status, segment.calls.call_count) == ("not_connected", 0)
     assert await sync.shops_due(state) == []
     assert (await session.scalar(select(Member.id))) is not None
+
+
+async def test_the_status_endpoint_shows_the_url_and_event_map(
+    client: httpx.AsyncClient, session: AsyncSession, state: State
+) -> None:
+    from tests.builders import api_key_for
+
+    shop = await shop_with_action(session, state)
+    await connect(state, shop)
+    headers = await api_key_for(session, shop)
+
+    response = await client.get("/api/v1/integrations/segment/status", headers=headers)
+
+    body = response.json()
+    assert (body["status"], body["events"], body["identify"], body["backlog"]) == (
+        "connected",
+        {"Product Reviewed": "left_review"},
+        False,
+        0,
+    )
+    assert body["webhook_url"] == f"https://stamp.test/webhooks/segment/{shop.id}"
