@@ -59,7 +59,8 @@ async def receive(request: Request) -> Response:
     if body is None:
         return _json(413, "payload_too_large", "Webhook body exceeds 5 MB")
     try:
-        found = await _shop_and_secret(state, int(raw_id)) if raw_id.isdigit() else None
+        valid = raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 18
+        found = await _shop_and_secret(state, int(raw_id)) if valid else None
     except Exception as exc:
         if is_transient(exc):
             return _json(503, "temporarily_unavailable", "temporarily unavailable; please retry")

@@ -33,7 +33,7 @@ ENABLE = ONE + "/enable"
 
 def _id(ctx: ApiContext, name: str) -> int:
     raw = str(ctx.request.path_params[name])
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         what = "webhook subscription" if name == "subscription_id" else "delivery"
         raise NotFound(f"No {what} with that id", code=f"{name.removesuffix('_id')}_not_found")
     return int(raw)

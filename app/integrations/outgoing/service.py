@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.crypto import new_token
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, NotFound, ValidationFailed
 from app.http import check_public_url
 from app.integrations.outgoing.repository import OutgoingRepository
 from app.integrations.outgoing.schemas import (
@@ -36,7 +37,12 @@ MAX_SUBSCRIPTIONS = 50
 
 async def checked_url(state: State, url: str) -> str:
     """The URL, once the SSRF guard accepts it (https, public addresses only)."""
-    return await asyncio.to_thread(check_public_url, url.strip(), state.settings)
+    url = url.strip()
+    try:
+        httpx.URL(url)
+        return await asyncio.to_thread(check_public_url, url, state.settings)
+    except (httpx.InvalidURL, ValueError, UnicodeError) as exc:
+        raise ValidationFailed("The URL is not a valid web address", code="url_invalid") from exc
 
 
 async def create_subscription(

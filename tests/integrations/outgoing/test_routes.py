@@ -24,6 +24,7 @@ URL = "/api/v1/webhook-subscriptions"
         ("https://[::1]/hook", "url_private"),
         ("https://169.254.169.254/latest/meta-data", "url_private"),
         ("http://hooks.example.com/catch", "url_not_https"),
+        ("https://hooks.example.com:99999/catch", "url_invalid"),
     ],
 )
 async def test_private_or_plain_http_urls_are_refused_and_nothing_is_written(
@@ -104,10 +105,11 @@ async def test_another_shops_subscription_cannot_be_seen_deleted_or_replayed(
     log = await client.get(f"{URL}/1/deliveries", headers=headers)
     replay = await client.post(f"{URL}/1/deliveries/1/replay", headers=headers)
     junk = await client.delete(f"{URL}/abc", headers=headers)
+    superscript = await client.delete(f"{URL}/\u00b2", headers=headers)
 
     # then it is invisible and untouched
     assert listed.json() == {"data": [], "next_cursor": None}
-    assert [r.status_code for r in (deleted, log, replay, junk)] == [404, 404, 404, 404]
+    assert [r.status_code for r in (deleted, log, replay, junk, superscript)] == [404] * 5
     assert deleted.json()["error"]["code"] == "subscription_not_found"
     assert await row_counts(session) == before
 
