@@ -87,6 +87,8 @@ class Settings(BaseSettings):
         ]
         if self.BENCH_ENDPOINTS or self.DEMO_MODE:
             missing.append("BENCH_ENDPOINTS and DEMO_MODE off")
+        if self.ALLOW_PRIVATE_URLS:  # it turns the SSRF guard off for merchant-supplied URLs
+            missing.append("ALLOW_PRIVATE_URLS off")
         if missing:
             raise ConfigurationError(
                 "Stamp refuses to start in production without: " + ", ".join(missing)

@@ -61,3 +61,16 @@ def test_dev_derives_a_stable_encryption_key_from_the_secret() -> None:
 def test_rotation_keys_are_newest_first() -> None:
     settings = Settings(ENCRYPTION_KEYS="new-key, old-key")
     assert settings.encryption_keys == [b"new-key", b"old-key"]
+
+
+def test_production_refuses_to_turn_the_ssrf_guard_off() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        Settings(
+            STAMP_ENV="production",
+            SECRET_KEY="s" * 40,
+            SHOPIFY_API_KEY="key",
+            SHOPIFY_API_SECRET="t" * 40,
+            ENCRYPTION_KEYS="A" * 43 + "=",
+            ALLOW_PRIVATE_URLS=True,
+        )
+    assert "ALLOW_PRIVATE_URLS off" in str(refused.value)
