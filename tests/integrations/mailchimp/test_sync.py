@@ -305,3 +305,22 @@ async def test_the_status_endpoint_shows_the_audience_and_backlog(
         "last_error": None,
         "backlog": 1,
     }
+
+
+async def test_consent_withdrawn_in_shopify_unsubscribes_the_existing_contact_only(
+    mailchimp: respx.MockRouter, session: AsyncSession, state: State
+) -> None:
+    # given a member who unsubscribed in Shopify, and a merchant who adds transactional
+    shop = await connected_shop(state, session, add_transactional=True)
+    await create_member(session, shop, customer_id="3", email="cy@example.com")
+    await consent(session, shop, "3", "unsubscribed")
+    members = mailchimp.route(path__startswith=f"/lists/{LIST}/members/").respond(200, json={})
+
+    # when the sync runs
+    await sync.sync_shop(state, shop.id)
+
+    # then the existing contact is PATCHed to unsubscribed; nobody is added
+    method, path, body = sent(members)[0]
+    assert (method, path) == ("PATCH", f"/3.0/lists/{LIST}/members/{md5('cy@example.com')}")
+    assert body["status"] == "unsubscribed"
+    assert "status_if_new" not in body
