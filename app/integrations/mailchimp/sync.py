@@ -5,7 +5,8 @@ Shopify email marketing state is `subscribed` is upserted (`PUT`, `status_if_new
 subscribed`); anyone else is only updated if already in the audience (`PATCH`, a 404
 means "not there" and is left alone), unless the merchant opted in to adding them as
 `transactional` contacts (which receive no campaigns). An existing contact's status is
-never changed, except to `unsubscribed` when the customer withdrew consent in Shopify. Upserts are keyed by the subscriber hash, MD5 of the lower-cased email.
+never changed, except to `unsubscribed` when the customer withdrew consent in Shopify.
+Upserts are keyed by the subscriber hash, MD5 of the lower-cased email.
 
 A few changes go one request at a time; a larger backlog (the first sync, an import)
 goes as batch operations (`POST /batches`), polled until finished.
