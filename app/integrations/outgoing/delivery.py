@@ -259,6 +259,13 @@ async def deliver_shop(
     return report
 
 
+async def purge_delivered(state: State, days: int, now: datetime | None = None) -> int:
+    """Keep the delivery log bounded: delivered rows go after `days`; failures stay."""
+    before = (now or utcnow()) - timedelta(days=days)
+    async with unit_of_work(state.sessionmaker) as session:
+        return await OutgoingRepository(session).purge_delivered(before)
+
+
 async def shops_due(state: State) -> list[int]:
     async with state.sessionmaker() as session:
         return await OutgoingRepository(session).shops_with_active_subscriptions()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import dialect_insert
@@ -242,5 +242,19 @@ class OutgoingRepository:
         result = await self.session.execute(query.order_by(OutgoingDelivery.id.desc()).limit(limit))
         return list(result.scalars())
 
-    async def member_event(self, event_id: int) -> MemberEvent | None:
-        return await self.session.get(MemberEvent, event_id)
+    async def purge_delivered(self, before: datetime) -> int:
+        """Drop delivered rows older than `before` that the subscription's cursor has
+        passed (so fan-out can never recreate them); pending and failed rows stay."""
+        cursor = (
+            select(WebhookSubscription.event_cursor)
+            .where(WebhookSubscription.id == OutgoingDelivery.subscription_id)
+            .scalar_subquery()
+        )
+        result = await self.session.execute(
+            delete(OutgoingDelivery).where(
+                OutgoingDelivery.status == DeliveryStatus.delivered,
+                OutgoingDelivery.delivered_at < before,
+                OutgoingDelivery.member_event_id <= cursor,
+            )
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -26,3 +26,11 @@ def deliver_webhooks(shop_id: int) -> None:
 def webhooks_sweep() -> None:
     for shop_id in run_job(delivery.shops_due):
         deliver_webhooks(shop_id)
+
+
+@huey.periodic_task(crontab(minute="27", hour="3"))
+def purge_delivered_webhooks() -> int:
+    async def body(state: State) -> int:
+        return await delivery.purge_delivered(state, state.settings.WEBHOOK_BODY_RETENTION_DAYS)
+
+    return run_job(body)

@@ -325,3 +325,36 @@ async def _subscription_id(session: AsyncSession) -> int:
     found = await session.scalar(select(WebhookSubscription.id))
     assert found is not None
     return found
+
+
+async def test_old_delivered_rows_are_purged_and_never_sent_again(
+    client: httpx.AsyncClient, session: AsyncSession, state: State, receiver: Receiver
+) -> None:
+    # given one delivered and one failing delivery
+    shop, member = await shop_and_member(session, state.settings)
+    headers = await api_key_for(session, shop)
+    await subscribe(client, headers, receiver.url, ["points.earned"])
+    await earn(session, shop, member, "custom:p1", 5)
+    await delivery.deliver_shop(state, shop.id, options=OPTIONS)
+    receiver.default = 500
+    await earn(session, shop, member, "custom:p2", 5)
+    await delivery.deliver_shop(state, shop.id, options=OPTIONS)
+
+    # when the purge runs 31 days later, and then the delivery job
+    purged = await delivery.purge_delivered(state, 30, now=utcnow() + timedelta(days=31))
+    receiver.default = 200
+    later = await delivery.deliver_shop(
+        state, shop.id, options=OPTIONS, now=utcnow() + timedelta(minutes=5)
+    )
+
+    # then only the delivered row went, and the first event was not delivered again
+    assert purged == 1
+    statuses = (await session.execute(select(OutgoingDelivery.status))).scalars().all()
+    assert statuses == ["delivered"]
+    assert later.queued == 0
+    assert [orjson.loads(r.body)["data"]["properties"]["points"] for r in receiver.received] == [
+        5,
+        5,
+        5,
+    ]
+    assert len({r.headers["stamp-event-id"] for r in receiver.received}) == 2
