@@ -10,7 +10,9 @@ and network failures back off with jitter, and 401/403 mean the key no longer wo
 from __future__ import annotations
 
 import asyncio
+import io
 import random
+import tarfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -236,3 +238,31 @@ class MailchimpClient:
             errored=int(body.get("errored_operations") or 0),
             response_body_url=body.get("response_body_url") or None,
         )
+
+    async def batch_results(self, url: str) -> list[dict[str, Any]]:
+        """Per-operation results of a finished batch: a gzipped tar of JSON arrays of
+        `{"status_code", "operation_id", "response"}` at Mailchimp's `response_body_url`."""
+        response = await self.http.get(url)
+        if not response.is_success:
+            raise MailchimpUnavailable(
+                f"Mailchimp's batch results could not be read ({response.status_code})"
+            )
+        return parse_batch_results(response.content)
+
+
+def parse_batch_results(archive: bytes) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        for member in tar.getmembers():
+            if not member.isfile():
+                continue
+            handle = tar.extractfile(member)
+            if handle is None:
+                continue
+            try:
+                items = orjson.loads(handle.read())
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(items, list):
+                found.extend(item for item in items if isinstance(item, dict))
+    return found

@@ -253,11 +253,39 @@ class Run:
                     f"Mailchimp batch {batch_id} did not finish ({status.status}); "
                     "its members will be sent again"
                 )
-            # Failed operations include PATCHes of people not in the audience (404s).
             self.report.errored_operations += status.errored
-            self.report.upserted += sum(item.method == "PUT" for item in planned)
-            self.report.updated += sum(item.method == "PATCH" for item in planned)
-            await self.store([item.mark for item in planned])
+            absent = await self.failures(status)
+            marks = []
+            for item in planned:
+                if item.method == "PATCH" and item.member_id in absent:
+                    self.report.absent += 1
+                    marks.append(Mark(item.member_id, item.mark.mark, ABSENT))
+                    continue
+                if item.method == "PUT":
+                    self.report.upserted += 1
+                else:
+                    self.report.updated += 1
+                marks.append(item.mark)
+            await self.store(marks)
+
+    async def failures(self, status: Any) -> set[int]:
+        """Members whose PATCH found no contact (404, expected for the non-consenting);
+        other failed operations are reported as rejections."""
+        if not status.errored or not status.response_body_url:
+            return set()
+        absent: set[int] = set()
+        for result in await self.client.batch_results(status.response_body_url):
+            code = int(result.get("status_code") or 0)
+            operation = str(result.get("operation_id") or "")
+            if code < 400 or not operation.startswith("member-"):
+                continue
+            member_id = operation.removeprefix("member-").removesuffix("-tags")
+            if code == 404:
+                if member_id.isdigit() and not operation.endswith("-tags"):
+                    absent.add(int(member_id))
+                continue
+            self.reject(f"member {member_id}: HTTP {code}: {str(result.get('response'))[:200]}")
+        return absent
 
     async def wait_for(self, batch_id: str) -> Any:
         waited = 0.0

@@ -57,6 +57,20 @@ async def consent(session: AsyncSession, shop: Shop, customer_id: str, state_: s
     await session.commit()
 
 
+def results_archive(results: list[dict[str, object]]) -> bytes:
+    """A batch's results as Mailchimp serves them: a gzipped tar of JSON arrays."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        data = json.dumps(results).encode()
+        info = tarfile.TarInfo("b-1/0.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
 def sent(route: respx.Route) -> list[tuple[str, str, dict[str, object]]]:
     return [
         (call.request.method, call.request.url.path, json.loads(call.request.content))
@@ -142,8 +156,10 @@ async def test_a_large_backlog_goes_as_batch_operations(
 ) -> None:
     # given three members and a sync that batches above one
     shop = await connected_shop(state, session)
-    for n in range(3):
-        await create_member(session, shop, customer_id=str(n), email=f"m{n}@example.com")
+    ids = [
+        (await create_member(session, shop, customer_id=str(n), email=f"m{n}@example.com")).id
+        for n in range(3)
+    ]
     await consent(session, shop, "0", "subscribed")
     start = mailchimp.post("/batches").respond(200, json={"id": "b-1", "status": "pending"})
     poll = mailchimp.get("/batches/b-1")
@@ -156,10 +172,22 @@ async def test_a_large_backlog_goes_as_batch_operations(
                 "status": "finished",
                 "total_operations": 6,
                 "finished_operations": 6,
-                "errored_operations": 2,
+                "errored_operations": 3,
+                "response_body_url": f"{BASE}/results/b-1.tar.gz",
             },
         ),
     ]
+    mailchimp.get("/results/b-1.tar.gz").respond(
+        200,
+        content=results_archive(
+            [
+                {"status_code": 200, "operation_id": f"member-{ids[0]}", "response": "{}"},
+                {"status_code": 404, "operation_id": f"member-{ids[1]}", "response": "{}"},
+                {"status_code": 404, "operation_id": f"member-{ids[1]}-tags", "response": "{}"},
+                {"status_code": 400, "operation_id": f"member-{ids[2]}", "response": '"fake"'},
+            ]
+        ),
+    )
     time_ = FakeTime()
 
     # when the sync runs
@@ -168,7 +196,9 @@ async def test_a_large_backlog_goes_as_batch_operations(
     )
 
     # then one batch carried an upsert or update and a tag call per member, as JSON strings
-    assert (report.status, report.batches, report.errored_operations) == ("ok", 1, 2)
+    assert (report.status, report.batches, report.errored_operations) == ("ok", 1, 3)
+    assert (report.upserted, report.updated, report.absent) == (1, 1, 1)
+    assert report.rejections == [f'member {ids[2]}: HTTP 400: "fake"']
     operations = json.loads(start.calls[0].request.content)["operations"]
     assert [(op["method"], op["path"]) for op in operations] == [
         ("PUT", f"/lists/{LIST}/members/{md5('m0@example.com')}"),
