@@ -83,6 +83,19 @@ def create_sessionmaker(engine: AsyncEngine) -> SessionMaker:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+def create_reader(engine: AsyncEngine) -> SessionMaker:
+    """Sessions for read-only requests (the storefront widget's hot path).
+
+    On PostgreSQL they run in autocommit: no BEGIN and no ROLLBACK round trips around a
+    request that only reads. Each statement sees committed data; a reader that needs one
+    snapshot across several statements must use a normal session. SQLite readers need
+    nothing special under WAL, so they share the normal sessionmaker's settings.
+    """
+    if engine.dialect.name == "postgresql":
+        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
 def after_commit(callback: Callable[[], Any]) -> None:
     """Run `callback` once the current unit of work has committed (dropped on rollback)."""
     pending = _after_commit.get()

@@ -8,10 +8,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.db import dialect_insert
 from app.models import Base, EntryStatus, LedgerEntry, Member
@@ -22,6 +35,45 @@ from app.program.rules import window_start
 # Kinds that count as "earned" (towards tiers and lifetime points), with their reversals.
 EARNING_KINDS = ("earn", "referral", "review", "signup", "birthday", "custom", "import")
 TIER_KINDS = ("earn", "referral", "review", "signup", "birthday", "custom", "reverse")
+
+
+def tier_window_filter(
+    config: ProgramConfig, now: datetime | None = None
+) -> tuple[bool, dict[str, Any]] | None:
+    """What a tier-window sum needs: whether the window has a start, and its parameters
+    (None when tiers count money spent, not points)."""
+    if config.tiers.basis is TierBasis.amount_spent:
+        return None
+    start = window_start(config.tiers.window, now or utcnow())
+    return (start is not None, {} if start is None else {"window_start": start})
+
+
+def tier_points_expression(
+    member_id: ColumnElement[int] | InstrumentedAttribute[int], bounded: bool
+) -> ScalarSelect[Any]:
+    """The tier-window sum for `member_id` as a scalar subquery, with a `window_start`
+    bind parameter when `bounded`. A subquery, so a caller can read a member and their
+    window points in one statement (`member_id` may be the outer query's `members.id`)."""
+    conditions = [
+        LedgerEntry.member_id == member_id,
+        LedgerEntry.status == EntryStatus.available,
+        or_(
+            LedgerEntry.kind.in_(TIER_KINDS),
+            and_(LedgerEntry.kind == "adjust", LedgerEntry.points > 0),
+        ),
+    ]
+    if bounded:
+        # Points count from when they became spendable, as in `rules.tier_points`.
+        effective_at = func.coalesce(LedgerEntry.available_at, LedgerEntry.created_at)
+        conditions.append(effective_at >= bindparam("window_start"))
+    return (
+        select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(*conditions).scalar_subquery()
+    )
+
+
+@cache
+def _tier_points_statement(bounded: bool) -> Select[Any]:
+    return select(tier_points_expression(bindparam("member_id"), bounded))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,23 +176,12 @@ class LedgerRepository:
         clamp: bool = True,
     ) -> int:
         """Points earned inside the tier window: earning entries minus their reversals."""
-        if config.tiers.basis is TierBasis.amount_spent:
+        window = tier_window_filter(config, now)
+        if window is None:
             return 0
-        start = window_start(config.tiers.window, now or utcnow())
-        conditions = [
-            LedgerEntry.member_id == member_id,
-            LedgerEntry.status == EntryStatus.available,
-            or_(
-                LedgerEntry.kind.in_(TIER_KINDS),
-                and_(LedgerEntry.kind == "adjust", LedgerEntry.points > 0),
-            ),
-        ]
-        # Points count from when they became spendable, as in `rules.tier_points`.
-        effective_at = func.coalesce(LedgerEntry.available_at, LedgerEntry.created_at)
-        if start is not None:
-            conditions.append(effective_at >= start)
+        bounded, params = window
         total = await self.session.scalar(
-            select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(*conditions)
+            _tier_points_statement(bounded), {"member_id": member_id, **params}
         )
         return max(int(total or 0), 0) if clamp else int(total or 0)
 

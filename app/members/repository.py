@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import insert_if_absent
 from app.models import Member
 from app.models.base import utcnow
+from app.program.config import ProgramConfig
+
+
+@cache
+def _member_with_tier_points(bounded: bool | None) -> Select[Member, Any]:
+    """Built once per window shape (None: no points window): statement construction
+    costs more than the query on the widget's hot path."""
+    from app.ledger.repository import tier_points_expression
+
+    window = literal(0) if bounded is None else tier_points_expression(Member.id, bounded)
+    return select(Member, window).where(
+        Member.shop_id == bindparam("shop_id"), Member.customer_id == bindparam("customer_id")
+    )
 
 
 class MemberRepository:
@@ -21,6 +35,22 @@ class MemberRepository:
             select(Member).where(Member.shop_id == shop_id, Member.customer_id == customer_id)
         )
         return result.scalar_one_or_none()
+
+    async def by_customer_id_with_tier_points(
+        self, shop_id: int, customer_id: str, config: ProgramConfig
+    ) -> tuple[Member, int] | None:
+        """The member and their tier-window points (clamped at 0) in one statement."""
+        from app.ledger.repository import tier_window_filter
+
+        window = tier_window_filter(config)
+        bounded, params = window if window is not None else (None, {})
+        row = (
+            await self.session.execute(
+                _member_with_tier_points(bounded),
+                {"shop_id": shop_id, "customer_id": customer_id, **params},
+            )
+        ).first()
+        return None if row is None else (row[0], max(int(row[1] or 0), 0))
 
     async def by_email(self, shop_id: int, email: str) -> list[Member]:
         result = await self.session.execute(

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import ColumnElement, ScalarSelect, func, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.models import ProgramVersion, Shop
 from app.program.config import ProgramConfig, default_program
@@ -39,6 +43,46 @@ def config_of(version: ProgramVersion) -> ProgramConfig:
             _parsed.clear()
         _parsed[key] = parsed
     return parsed
+
+
+def latest_version_id(
+    shop_id: ColumnElement[int] | InstrumentedAttribute[int] | int,
+) -> ScalarSelect[int]:
+    """The id of a shop's current version, as a scalar subquery to read beside the shop."""
+    return (
+        select(ProgramVersion.id)
+        .where(ProgramVersion.shop_id == shop_id)
+        .order_by(ProgramVersion.version.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+# Parsed programs by version id, per database engine: versions are immutable, so a hit
+# needs no query at all. Keyed by engine because two databases may reuse an id.
+_by_engine: WeakKeyDictionary[Engine, dict[int, ProgramConfig]] = WeakKeyDictionary()
+
+
+async def config_for_version(
+    session: AsyncSession, shop: Shop, version_id: int | None
+) -> ProgramConfig:
+    """The program of `version_id` (read and parsed once per process), or the default
+    program when the shop has none yet."""
+    if version_id is None:
+        return default_program(shop.currency)
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    cache = _by_engine.setdefault(engine, {})
+    config = cache.get(version_id)
+    if config is None:
+        version = await session.get(ProgramVersion, version_id)
+        if version is None or version.shop_id != shop.id:
+            raise LookupError(f"program version {version_id} is not {shop.domain}'s")
+        config = config_of(version)
+        if len(cache) >= _PARSED_LIMIT:
+            cache.clear()
+        cache[version_id] = config
+    return config
 
 
 async def current_config(session: AsyncSession, shop: Shop) -> ProgramConfig:
