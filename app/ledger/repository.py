@@ -25,8 +25,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
-from app.db import dialect_insert
+from app.db import dialect_insert, insert_ignoring_conflicts
 from app.models import Base, EntryStatus, LedgerEntry, Member
 from app.models.base import utcnow
 from app.program.config import ProgramConfig, TierBasis
@@ -72,6 +74,16 @@ def tier_points_expression(
 
 
 @cache
+def _move_balance_statement(columns: tuple[str, ...]) -> Any:
+    """`SET x = x + :x` for each moved balance; never read-modify-write in Python."""
+    table = Base.metadata.tables[Member.__tablename__]
+    values: dict[str, Any] = {"updated_at": bindparam("now"), "sync_dirty_at": bindparam("now")}
+    for name in columns:
+        values[name] = table.c[name] + bindparam(f"delta_{name}")
+    return update(table).where(table.c.id == bindparam("member_id")).values(values)
+
+
+@cache
 def _tier_points_statement(bounded: bool) -> Select[Any]:
     return select(tier_points_expression(bindparam("member_id"), bounded))
 
@@ -104,24 +116,36 @@ class LedgerRepository:
         values.setdefault("created_at", utcnow())
         # Core INSERT: cheaper than the ORM-enabled form.
         table = Base.metadata.tables[LedgerEntry.__tablename__]
-        statement = (
-            self._insert()(table)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["shop_id", "idempotency_key"])
-            .returning(table.c.id)
-        )
-        result = await self.session.execute(statement)
+        statement = insert_ignoring_conflicts(self.session, table, ("shop_id", "idempotency_key"))
+        result = await self.session.execute(statement, values)
         return result.scalar_one_or_none()
 
     async def move_balance(self, member_id: int, delta: BalanceDelta) -> None:
-        values: dict[str, Any] = {"updated_at": utcnow(), "sync_dirty_at": utcnow()}
-        if delta.available:
-            values["points_balance"] = Member.points_balance + delta.available
-        if delta.pending:
-            values["pending_points"] = Member.pending_points + delta.pending
-        if delta.lifetime:
-            values["lifetime_points"] = Member.lifetime_points + delta.lifetime
-        await self.session.execute(update(Member).where(Member.id == member_id).values(**values))
+        now = utcnow()
+        changes = {
+            name: points
+            for name, points in (
+                ("points_balance", delta.available),
+                ("pending_points", delta.pending),
+                ("lifetime_points", delta.lifetime),
+            )
+            if points
+        }
+        await self.session.execute(
+            _move_balance_statement(tuple(changes)),
+            {"member_id": member_id, "now": now, **{f"delta_{n}": p for n, p in changes.items()}},
+        )
+        # The UPDATE is Core (built once); bring a loaded member up to date the way the ORM
+        # would, without marking it dirty (a flush must never write a balance back).
+        member = self.session.identity_map.get(identity_key(Member, member_id))
+        if member is not None:
+            loaded = member.__dict__
+            for name, points in changes.items():
+                if name in loaded:
+                    set_committed_value(member, name, loaded[name] + points)
+            for name in ("updated_at", "sync_dirty_at"):
+                if name in loaded:
+                    set_committed_value(member, name, now)
 
     async def spend(self, member_id: int, cost: int) -> bool:
         """Take `cost` points only if the balance covers them: the guard is in the UPDATE."""

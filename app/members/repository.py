@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, literal, select
+from sqlalchemy import Select, and_, bindparam, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import insert_if_absent
@@ -26,15 +26,55 @@ def _member_with_tier_points(bounded: bool | None) -> Select[Member, Any]:
     )
 
 
+@cache
+def _by_customer_id() -> Select[Member]:
+    return select(Member).where(
+        Member.shop_id == bindparam("shop_id"), Member.customer_id == bindparam("customer_id")
+    )
+
+
+@cache
+def _by_customer_id_or_guest_email() -> Select[Member]:
+    return (
+        select(Member)
+        .where(
+            Member.shop_id == bindparam("shop_id"),
+            or_(
+                Member.customer_id == bindparam("customer_id"),
+                and_(Member.customer_id.is_(None), Member.email == bindparam("email")),
+            ),
+        )
+        .order_by(Member.id)
+    )
+
+
 class MemberRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def by_customer_id(self, shop_id: int, customer_id: str) -> Member | None:
         result = await self.session.execute(
-            select(Member).where(Member.shop_id == shop_id, Member.customer_id == customer_id)
+            _by_customer_id(), {"shop_id": shop_id, "customer_id": customer_id}
         )
         return result.scalar_one_or_none()
+
+    async def by_customer_id_or_guest_email(
+        self, shop_id: int, customer_id: str, email: str
+    ) -> tuple[Member | None, Member | None]:
+        """The customer's member and the guest member with this email, in one statement:
+        an order from a customer Stamp has not seen yet may claim the guest's points."""
+        result = await self.session.execute(
+            _by_customer_id_or_guest_email(),
+            {"shop_id": shop_id, "customer_id": customer_id, "email": email},
+        )
+        by_customer: Member | None = None
+        guest: Member | None = None
+        for member in result.scalars():
+            if member.customer_id == customer_id:
+                by_customer = member
+            elif member.customer_id is None and guest is None:
+                guest = member
+        return by_customer, guest
 
     async def by_customer_id_with_tier_points(
         self, shop_id: int, customer_id: str, config: ProgramConfig

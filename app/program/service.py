@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import ColumnElement, ScalarSelect, func, select
+from sqlalchemy import ColumnElement, ScalarSelect, Select, bindparam, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.models import ProgramVersion, Shop
 from app.program.config import ProgramConfig, default_program
@@ -85,9 +87,43 @@ async def config_for_version(
     return config
 
 
+@cache
+def _latest_version_statement() -> Select[int]:
+    return select(latest_version_id(bindparam("shop_id")))
+
+
+_SESSION_KEY = "stamp.programs"
+
+
+def remember_program(session: AsyncSession, shop_id: int, version_id: int | None) -> None:
+    """Note the shop's current version id, read along with the shop, for this transaction."""
+    session.info.setdefault(_SESSION_KEY, {})[shop_id] = version_id
+
+
+def _forget_programs(session: Session, *_: Any) -> None:
+    session.info.pop(_SESSION_KEY, None)
+
+
+# What a transaction learnt about current versions ends with it: the next transaction may
+# run after a merchant saved a new version.
+for _name in ("after_commit", "after_rollback", "after_soft_rollback"):
+    event.listen(Session, _name, _forget_programs)
+
+
+async def current_program(session: AsyncSession, shop: Shop) -> tuple[int | None, ProgramConfig]:
+    """The shop's current version id (None before the first) and program: the id is read
+    at most once per transaction, the program once per process and version."""
+    known: dict[int, int | None] = session.info.setdefault(_SESSION_KEY, {})
+    if shop.id in known:
+        version_id = known[shop.id]
+    else:
+        version_id = await session.scalar(_latest_version_statement(), {"shop_id": shop.id})
+        known[shop.id] = version_id
+    return version_id, await config_for_version(session, shop, version_id)
+
+
 async def current_config(session: AsyncSession, shop: Shop) -> ProgramConfig:
-    version = await current_version(session, shop.id)
-    return config_of(version) if version else default_program(shop.currency)
+    return (await current_program(session, shop))[1]
 
 
 async def save_program(
@@ -105,6 +141,7 @@ async def save_program(
     )
     session.add(version)
     await session.flush()
+    remember_program(session, shop.id, version.id)
     return version
 
 
