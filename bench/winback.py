@@ -115,9 +115,7 @@ def child(directory: Path) -> dict[str, Any]:
     score_s = time.perf_counter() - started
     peak = _rss_mb()
 
-    statuses: dict[str, int] = {}
-    for item in scored:
-        statuses[item.status] = statuses.get(item.status, 0) + 1
+    statuses = scored.status_counts()
     del scored
 
     _, rfm, _ = models.rfm_from_days(members, days, today)
