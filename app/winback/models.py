@@ -24,8 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import minimize
-from scipy.special import betaln, digamma, gammaln, hyp2f1
+from scipy.special import betaln, digamma, gammaln, hyp2f1, polygamma
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -378,73 +377,164 @@ class _Likelihood:
         out[self.x_present] = np.add.reduceat(values, self.x_runs)
         return out
 
-    def __call__(self, theta: FloatArray) -> tuple[float, FloatArray]:
-        """Minus the mean LL and its gradient in (log r, log alpha, log a, log b)."""
+    def _mean(
+        self, r: float, alive: FloatArray, log_T: FloatArray, d: FloatArray, one_e: FloatArray
+    ) -> float:
+        """Mean LL: the alive part from level sums, softplus(d) per row (d is overwritten)."""
+        np.log(one_e, out=one_e)
+        np.maximum(d, 0.0, out=d)
+        d += one_e
+        return _dot(self.s_x, alive) - _dot(r * self.s_T + self.sx_T, log_T) + _dot(self.share, d)
+
+    def value(self, theta: FloatArray) -> float:
+        """The mean LL at log-parameters `theta` (-inf where it is not finite)."""
         r, alpha, a, b = (float(v) for v in np.exp(theta))
-        data, share = self.data, self.share
+        with np.errstate(all="ignore"):
+            alive, gap, log_T, log_t = self._levels(r, alpha, a, b)
+            _, d, _, one_e = self._rows(r, gap, log_T, log_t)
+            value = self._mean(r, alive, log_T, d, one_e)
+        return value if np.isfinite(value) else -np.inf
+
+    def derivatives(self, theta: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+        """The mean LL, its gradient and its Hessian in (log r, log alpha, log a, log b).
+
+        Per row: d = died - alive, w = sigmoid(d) (the chance the customer dropped out at
+        t_x), v = w (1 - w). With p, q natural parameters, L_p = sum(alive_p + w d_p) and
+        L_pq = sum(alive_pq + w d_pq + v d_p d_q); d depends on a through 1/a only and on b
+        per x level, so only the (r, alpha) terms need sums over rows.
+        """
+        r, alpha, a, b = (float(v) for v in np.exp(theta))
+        data, share, s_x = self.data, self.share, self.s_x
         with np.errstate(all="ignore"):
             alive, gap, log_T, log_t = self._levels(r, alpha, a, b)
             spread, d, e, one_e = self._rows(r, gap, log_T, log_t)
-            # w = P(dropped out at t_x | row) = sigmoid(d) = (1 if d >= 0 else e) / (1 + e)
             w = np.maximum(e, d >= 0.0, out=e)
             w /= one_e
-            w *= share
-            # mean LL: the alive part from level sums, softplus(d) per row
-            np.log(one_e, out=one_e)
-            np.maximum(d, 0.0, out=d)
-            d += one_e
-            value = (
-                float(self.s_x @ alive)
-                - float((r * self.s_T + self.sx_T) @ log_T)
-                + float(np.einsum("i,i->", share, d))
-            )
-            # gradient: per level where a term depends on one column, per row otherwise
+            value = self._mean(r, alive, log_T, d, one_e)
+            if not np.isfinite(value):
+                value = -np.inf
+            sw = w * share
+            v = np.subtract(1.0, w, out=w)
+            v *= sw
             inv_T, inv_t = 1.0 / (alpha + self.uT), 1.0 / (alpha + self.ut)
-            inv_spread = inv_t[data.it]
-            inv_spread -= inv_T[data.iT]
-            rx = np.add(data.x, r, out=d)
-            sw_x = self._by_x(w)
-            w_spread = float(np.einsum("i,i->", w, spread))
-            w_inv = float(np.einsum("i,i,i->", w, rx, inv_spread))
-            ux = data.ux
-            psi_ab = float(digamma(a + b))
-            psi_total = digamma(a + b + self.xa)
-            da_alive = digamma(a) - psi_total
-            da_died = digamma(a + 1) - psi_total
-            db_alive = digamma(b + self.xa) - psi_total
-            db_died = digamma(b + self.xd) - psi_total
-            da_died[self.no_died] = da_alive[self.no_died]
-            db_died[self.no_died] = db_alive[self.no_died]
+            inv = inv_t[data.it]
+            inv -= inv_T[data.iT]  # d_alpha = -(r + x) * inv
+            sw_inv = _dot(sw, inv)
+            inv *= np.add(data.x, r, out=d)
+            both = inv_t[data.it]
+            both += inv_T[data.iT]  # d_alpha_alpha = (r + x) * inv * both
+            sw_x = self._by_x(sw)
+            sw_all = float(sw_x.sum())
+            sw_spread = _dot(sw, spread)
+            sw_rinv = _dot(sw, inv)
+            sw_rinv_both = float(np.einsum("i,i,i->", sw, inv, both))
+            del sw, both
+            v_x = self._by_x(v)
+            v_ss = float(np.einsum("i,i,i->", v, spread, spread))
+            v_si = float(np.einsum("i,i,i->", v, spread, inv))
+            v_ii = float(np.einsum("i,i,i->", v, inv, inv))
+            np.multiply(v, spread, out=spread)
+            v_spread_x = self._by_x(spread)
+            v *= inv
+            v_inv_x = self._by_x(v)
+            del v, inv, spread
+
+            ux, xa, xd = data.ux, self.xa, self.xd
+            psi_total, tri_total = digamma(a + b + xa), polygamma(1, a + b + xa)
+            psi_ab, tri_ab = float(digamma(a + b)), float(polygamma(1, a + b))
+            alive_r = digamma(r + ux) - float(digamma(r)) + np.log(alpha)
+            alive_a = psi_ab - psi_total
+            alive_b = psi_ab - float(digamma(b)) + digamma(b + xa) - psi_total
+            alive_rr = polygamma(1, r + ux) - float(polygamma(1, r))
+            alive_ab = tri_ab - tri_total  # = alive_aa
+            alive_bb = tri_ab - float(polygamma(1, b)) + polygamma(1, b + xa) - tri_total
+            died_b = np.where(self.no_died, 0.0, digamma(b + xd) - digamma(b + xa))
+            died_bb = np.where(self.no_died, 0.0, polygamma(1, b + xd) - polygamma(1, b + xa))
+            weighted_T = r * self.s_T + self.sx_T
             grad = np.array(
                 [
-                    r
-                    * (
-                        float(self.s_x @ digamma(r + ux))
-                        - float(digamma(r))
-                        + np.log(alpha)
-                        - float(self.s_T @ log_T)
-                        - w_spread
-                    ),
-                    r - alpha * float((r * self.s_T + self.sx_T) @ inv_T) - alpha * w_inv,
-                    a
-                    * (
-                        psi_ab
-                        - float(digamma(a))
-                        + float(self.s_x @ da_alive)
-                        + float(sw_x @ (da_died - da_alive))
-                    ),
-                    b
-                    * (
-                        psi_ab
-                        - float(digamma(b))
-                        + float(self.s_x @ db_alive)
-                        + float(sw_x @ (db_died - db_alive))
-                    ),
+                    _dot(s_x, alive_r) - _dot(self.s_T, log_T) - sw_spread,
+                    r / alpha - _dot(weighted_T, inv_T) - sw_rinv,
+                    _dot(s_x, alive_a) + sw_all / a,
+                    _dot(s_x, alive_b) + _dot(sw_x, died_b),
                 ]
             )
-        if not (np.isfinite(value) and np.all(np.isfinite(grad))):
-            return 1e10, np.zeros(4)
-        return -value, -grad
+            v_all = float(v_x.sum())
+            h_rr = _dot(s_x, alive_rr) + v_ss
+            h_ra = 1.0 / alpha - _dot(self.s_T, inv_T) - sw_inv + v_si
+            h_aa = -r / alpha**2 + _dot(weighted_T, inv_T * inv_T) + sw_rinv_both + v_ii
+            h_r_a = -float(v_spread_x.sum()) / a
+            h_r_b = -_dot(v_spread_x, died_b)
+            h_al_a = -float(v_inv_x.sum()) / a
+            h_al_b = -_dot(v_inv_x, died_b)
+            h_a_a = _dot(s_x, alive_ab) + (v_all - sw_all) / a**2
+            h_a_b = _dot(s_x, alive_ab) + _dot(v_x, died_b) / a
+            h_b_b = _dot(s_x, alive_bb) + _dot(sw_x, died_bb) + _dot(v_x, died_b * died_b)
+            hess = np.array(
+                [
+                    [h_rr, h_ra, h_r_a, h_r_b],
+                    [h_ra, h_aa, h_al_a, h_al_b],
+                    [h_r_a, h_al_a, h_a_a, h_a_b],
+                    [h_r_b, h_al_b, h_a_b, h_b_b],
+                ]
+            )
+            # chain rule to log-parameters: g = p L_p, H = p L_pq q + diag(g)
+            p = np.array([r, alpha, a, b])
+            grad *= p
+            hess *= np.outer(p, p)
+            hess[np.diag_indices(4)] += grad
+        return value, grad, hess
+
+
+def _dot(left: FloatArray, right: FloatArray) -> float:
+    """Sum of products without BLAS (whose threads thrash on a loaded 2-core box)."""
+    return float(np.einsum("i,i->", left, right))
+
+
+def _newton(objective: _Likelihood, theta: FloatArray) -> FloatArray:
+    """Maximise the mean LL by damped Newton steps on the analytic Hessian.
+
+    Converges in a handful of evaluations from a warm start (L-BFGS-B needed 13-19). Where
+    the Hessian is not negative definite, it is damped (Levenberg-Marquardt); every step is
+    backtracked until the LL rises. Stops when the Newton decrement says the LL is within
+    1e-12 of its maximum.
+    """
+    value, grad, hess = objective.derivatives(theta)
+    if not np.isfinite(value):
+        raise FloatingPointError("the likelihood is not finite at the start point")
+    damping = 0.0
+    for _ in range(200):
+        if not (np.all(np.isfinite(grad)) and np.all(np.isfinite(hess))):
+            break
+        curvature = -hess
+        scale = max(float(np.abs(np.diag(curvature)).max()), 1e-12)
+        while True:
+            try:
+                factor = np.linalg.cholesky(curvature + damping * scale * np.eye(4))
+                break
+            except np.linalg.LinAlgError:
+                damping = max(damping * 10.0, 1e-6)
+        step = np.linalg.solve(factor.T, np.linalg.solve(factor, grad))
+        rise = float(grad @ step)
+        if rise < 2e-12:
+            break
+        # the full step first, with the derivatives there (accepted almost always)
+        trial = np.clip(theta + step, -10.0, 10.0)
+        value_at, grad_at, hess_at = objective.derivatives(trial)
+        size = 1.0
+        while not value_at >= value + 1e-4 * size * rise and size > 1e-12:
+            size /= 2.0
+            trial = np.clip(theta + size * step, -10.0, 10.0)
+            value_at = objective.value(trial)
+        if not value_at >= value + 1e-4 * size * rise:
+            break
+        if size < 1.0:
+            value_at, grad_at, hess_at = objective.derivatives(trial)
+        theta, value, grad, hess = trial, value_at, grad_at, hess_at
+        damping = damping / 10.0 if size == 1.0 else damping
+        if damping < 1e-9:
+            damping = 0.0
+    return theta
 
 
 def log_likelihood(kind: Kind, r: float, alpha: float, a: float, b: float, rfm: Rfm) -> FloatArray:
@@ -479,7 +569,7 @@ def _start(data: Rows, scale: float) -> FloatArray:
 def fit(
     kind: Kind, rfm: Rfm | Rows, weights: FloatArray | None = None, start: Params | None = None
 ) -> Params:
-    """Maximum likelihood: L-BFGS-B on log-parameters with the analytic gradient.
+    """Maximum likelihood: Newton steps on log-parameters with the analytic Hessian.
 
     Customers are compressed to distinct rows first (unless weights are given); time is
     rescaled so T is about 10 and the objective is the mean LL, so one tolerance fits any
@@ -493,20 +583,13 @@ def fit(
         theta = np.log(np.array([start.r, start.alpha / scale, start.a, start.b]))
     else:
         theta = _start(data, scale)
-    result = minimize(
-        objective,
-        theta,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=[(-10.0, 10.0)] * 4,
-        options={"ftol": 1e-12, "gtol": 1e-8, "maxiter": 500},
-    )
-    r, alpha, a, b = (float(v) for v in np.exp(result.x))
+    theta = _newton(objective, theta)
+    r, alpha, a, b = (float(v) for v in np.exp(theta))
     # In the caller's unit every row's LL differs by x * log(scale) (alpha and the times
     # scale together), so the paper's LL needs no second pass over the rows.
     total = float(data.weight.sum())
-    x_sum = float(np.einsum("i,i->", data.weight, data.x))
-    ll = -float(result.fun) * total - float(np.log(scale)) * x_sum
+    x_sum = _dot(data.weight, data.x)
+    ll = objective.value(theta) * total - float(np.log(scale)) * x_sum
     return Params(kind, r, alpha * scale, a, b, ll)
 
 
