@@ -486,7 +486,7 @@ class _Likelihood:
         return value, grad, hess
 
 
-def _dot(left: FloatArray, right: FloatArray) -> float:
+def _dot(left: NDArray[Any], right: NDArray[Any]) -> float:
     """Sum of products without BLAS (whose threads thrash on a loaded 2-core box)."""
     return float(np.einsum("i,i->", left, right))
 
