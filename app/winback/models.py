@@ -113,6 +113,11 @@ class History:
         """Customers who had ordered by `cutoff` (their positions), their Rfm and last day."""
         counts = self.counts_at(cutoff)
         who = np.flatnonzero(counts > 0)
+        rfm, last = self.rfm_of(cutoff, counts, who)
+        return who, rfm, last
+
+    def rfm_of(self, cutoff: int, counts: IntArray, who: IntArray) -> tuple[Rfm, IntArray]:
+        """The Rfm and last order day at `cutoff` of the customers at positions `who`."""
         if who.size == counts.size:
             starts, counts_in = self.starts, counts
         else:
@@ -124,7 +129,7 @@ class History:
             (last - first).astype(np.float64),
             (cutoff - first).astype(np.float64),
         )
-        return who, rfm, np.asarray(last)
+        return rfm, np.asarray(last)
 
 
 def history(customer: IntArray, day: IntArray, cutoff: int) -> History:
@@ -202,7 +207,7 @@ def _codes(values: FloatArray) -> tuple[FloatArray, IntArray]:
     if values.size == 0:
         return np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int64)
     low, high = float(values.min()), float(values.max())
-    if high - low < _DIRECT_CODES and low == np.floor(low) and not np.any(np.mod(values, 1.0)):
+    if high - low < _DIRECT_CODES and bool(np.all(np.floor(values) == values)):
         codes = (values - low).astype(np.int64)
         return np.arange(int(high - low) + 1, dtype=np.float64) + low, codes
     return _inverse(values)
@@ -960,16 +965,18 @@ def fit_shop(
     span = float(cutoff - found.first_day)
     holdout = float(min(tau, span / 2.0))
     inner_cutoff = cutoff - int(round(holdout))
-    who, inner, _ = found.at(inner_cutoff)
-    if holdout < 1 or int(np.count_nonzero(inner.x)) < min_repeaters:
+    counts = found.counts_at(inner_cutoff)
+    if holdout < 1 or int(np.count_nonzero(counts > 1)) < min_repeaters:
         return base
+    who = np.flatnonzero(counts > 0)
     # lapsed = no order day in (inner_cutoff, cutoff]
-    label = (found.ends - found.starts)[who] == inner.x + 1
-    sample = _selection(len(inner))
+    label = (found.ends - found.starts)[who] == counts[who]
+    sample = _selection(who.size)
     if sample is not None:
-        inner, label = inner.take(sample), label[sample]
+        who, label = who[sample], label[sample]
+    inner, _ = found.rfm_of(inner_cutoff, counts, who)
     chosen_rows = rows(inner, label=label)
-    del inner, label, who
+    del inner, label, who, counts
     bg, mbg = fit("bgnbd", chosen_rows), fit("mbgnbd", chosen_rows)
     weight, flags = chosen_rows.weight, chosen_rows.label
     assert flags is not None
