@@ -1,8 +1,9 @@
 """Lapse models, pure numpy/scipy: BG/NBD, MBG/NBD, recency, holdout AUC and model choice.
 
 Why our own code: `lifetimes` is unmaintained and slow (16 s for 1M customers); the
-closed forms below fit on deduplicated (x, t_x, T) rows with an analytic gradient. See
-docs/reference/winback-models.md and bench/WINBACK.md. Time is in whatever unit the caller
+closed forms below fit on deduplicated (x, t_x, T) rows by Newton steps on the analytic
+gradient and Hessian (a few evaluations per fit). See docs/reference/winback-models.md and
+bench/WINBACK.md. Time is in whatever unit the caller
 passes (days in the app, weeks in the CDNOW tests); every function is unit-agnostic.
 
 Why not BG/NBD P(alive): a one-time buyer always has P(alive) = 1, which ranks the 60% of
