@@ -947,15 +947,25 @@ def fit_shop(
     tau: float | None = None,
     min_repeaters: int = MIN_REPEATERS,
 ) -> ShopModel:
+    """`fit_history` on orders (customer, day): the evaluation harness's entry point."""
+    return fit_history(history(customer, day, cutoff), cutoff, tau, min_repeaters)
+
+
+def fit_history(
+    found: History,
+    cutoff: int,
+    tau: float | None = None,
+    min_repeaters: int = MIN_REPEATERS,
+) -> ShopModel:
     """Fit both models on a time split of the shop's history and keep the best score.
 
     The last `holdout` days before the cut-off (tau, or half the history if shorter) label
     who lapsed; the candidates are scored on the history before that (a seeded sample of
     `SELECTION_SAMPLE` customers in big shops), the best AUC wins and is calibrated to
     those labels; then both models are refitted on every customer's full history, starting
-    from the sample's estimates. One sort of the orders serves both histories.
+    from the sample's estimates. The one sorted `History` serves both histories (and the
+    scan's scoring after it).
     """
-    found = history(customer, day, cutoff)
     _, full, _ = found.at(cutoff)
     cycle, one_time_gap = typical_gaps(full)
     tau = tau_for(cycle) if tau is None else float(tau)
@@ -985,7 +995,7 @@ def fit_shop(
     aucs = {name: auc(values, flags, weight) for name, values in scores.items()}
     chosen = choose(aucs)
     calibration = Calibration.fit(scores[chosen], flags, counts=weight)
-    del scores, chosen_rows, found
+    del scores, chosen_rows
     all_rows = rows(full)
     del full
     bg_full = fit("bgnbd", all_rows, start=bg)

@@ -64,7 +64,14 @@ async def order_days(
 async def fit_shop(session: AsyncSession, shop: Shop, now: datetime) -> WinbackModel:
     """Fit the shop's model on its own orders and store it (one row per shop)."""
     members, days = await order_days(session, shop.id, now)
-    fitted = models.fit_shop(members, days, _day(now))
+    found = models.history(members, days, _day(now))
+    del members, days
+    return await _store_fit(session, shop, models.fit_history(found, _day(now)), now)
+
+
+async def _store_fit(
+    session: AsyncSession, shop: Shop, fitted: models.ShopModel, now: datetime
+) -> WinbackModel:
     row = await session.scalar(select(WinbackModel).where(WinbackModel.shop_id == shop.id))
     if row is None:
         row = WinbackModel(shop_id=shop.id, incentive=None)
@@ -168,7 +175,13 @@ def score_members(
     fitted: models.ShopModel, members: models.IntArray, days: models.IntArray, today: int
 ) -> ScoredMembers:
     """Every member with an order: status, score, expected next order (pure, no I/O)."""
-    ids, rfm, last = models.rfm_from_days(members, days, today)
+    return score_history(fitted, models.history(members, days, today), today)
+
+
+def score_history(fitted: models.ShopModel, found: models.History, today: int) -> ScoredMembers:
+    """`score_members` on orders already sorted into a `History` (the scan's refit days)."""
+    who, rfm, last = found.at(today)
+    ids = found.ids if who.size == found.ids.size else found.ids[who]
     scores = fitted.score(rfm)
     statuses = models.status_codes(rfm.x, scores)
     np.round(scores, 4, out=scores)
@@ -187,9 +200,13 @@ def score_members(
     return ScoredMembers(ids, statuses, scores, orders, last, next_day, usual, rfm.since_last)
 
 
+def _is_stale(row: WinbackModel, now: datetime) -> bool:
+    return row.fitted_at < now - REFIT_AFTER
+
+
 async def _model_for(session: AsyncSession, shop: Shop, now: datetime) -> WinbackModel:
     row = await session.scalar(select(WinbackModel).where(WinbackModel.shop_id == shop.id))
-    if row is None or row.fitted_at < now - REFIT_AFTER:
+    if row is None or _is_stale(row, now):
         row = await fit_shop(session, shop, now)
     return row
 
@@ -197,12 +214,21 @@ async def _model_for(session: AsyncSession, shop: Shop, now: datetime) -> Winbac
 async def scan_shop(
     session: AsyncSession, shop: Shop, now: datetime, progress: Progress | None = None
 ) -> int:
-    """Give every member with an order a status; returns how many members became at risk."""
-    row = await _model_for(session, shop, now)
-    fitted = models.ShopModel.from_json(row.model)
+    """Give every member with an order a status; returns how many members became at risk.
+
+    The orders are read and sorted once: a stale model is refitted on the same `History`
+    the members are then scored on.
+    """
     members, days = await order_days(session, shop.id, now)
-    scored = score_members(fitted, members, days, _day(now))
+    today = _day(now)
+    found = models.history(members, days, today)
     del members, days
+    row = await session.scalar(select(WinbackModel).where(WinbackModel.shop_id == shop.id))
+    if row is None or _is_stale(row, now):
+        row = await _store_fit(session, shop, models.fit_history(found, today), now)
+    fitted = models.ShopModel.from_json(row.model)
+    scored = score_history(fitted, found, today)
+    del found
     flagged = 0
     for start in range(0, len(scored), BATCH_SIZE):
         batch = scored.records(start, start + BATCH_SIZE)
