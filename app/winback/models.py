@@ -97,6 +97,10 @@ class History:
     starts: IntArray  # each customer's first position in `day`
     ends: IntArray  # one past each customer's last position
     day: IntArray  # order days merged per day, ascending within each customer
+    # at(cutoff) results: the refit and the scoring after it both need today's Rfm
+    _seen: dict[int, tuple[IntArray, Rfm, IntArray]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @property
     def first_day(self) -> int:
@@ -111,11 +115,16 @@ class History:
         return np.asarray(running[self.ends] - running[self.starts])
 
     def at(self, cutoff: int) -> tuple[IntArray, Rfm, IntArray]:
-        """Customers who had ordered by `cutoff` (their positions), their Rfm and last day."""
-        counts = self.counts_at(cutoff)
-        who = np.flatnonzero(counts > 0)
-        rfm, last = self.rfm_of(cutoff, counts, who)
-        return who, rfm, last
+        """Customers who had ordered by `cutoff` (their positions), their Rfm and last day.
+
+        Remembered per cut-off (callers must not write into the arrays).
+        """
+        if cutoff not in self._seen:
+            counts = self.counts_at(cutoff)
+            who = np.flatnonzero(counts > 0)
+            rfm, last = self.rfm_of(cutoff, counts, who)
+            self._seen[cutoff] = (who, rfm, last)
+        return self._seen[cutoff]
 
     def rfm_of(self, cutoff: int, counts: IntArray, who: IntArray) -> tuple[Rfm, IntArray]:
         """The Rfm and last order day at `cutoff` of the customers at positions `who`."""
