@@ -507,13 +507,13 @@ def _dot(left: NDArray[Any], right: NDArray[Any]) -> float:
     return float(np.einsum("i,i->", left, right))
 
 
-def _newton(objective: _Likelihood, theta: FloatArray) -> FloatArray:
+def _newton(objective: _Likelihood, theta: FloatArray) -> tuple[FloatArray, float]:
     """Maximise the mean LL by damped Newton steps on the analytic Hessian.
 
     Converges in a handful of evaluations from a warm start (L-BFGS-B needed 13-19). Where
     the Hessian is not negative definite, it is damped (Levenberg-Marquardt); every step is
     backtracked until the LL rises. Stops when the Newton decrement says the LL is within
-    1e-12 of its maximum.
+    1e-12 of its maximum. Returns the estimate and the mean LL there.
     """
     value, grad, hess = objective.derivatives(theta)
     if not np.isfinite(value):
@@ -550,7 +550,7 @@ def _newton(objective: _Likelihood, theta: FloatArray) -> FloatArray:
         damping = damping / 10.0 if size == 1.0 else damping
         if damping < 1e-9:
             damping = 0.0
-    return theta
+    return theta, value
 
 
 def log_likelihood(kind: Kind, r: float, alpha: float, a: float, b: float, rfm: Rfm) -> FloatArray:
@@ -599,13 +599,13 @@ def fit(
         theta = np.log(np.array([start.r, start.alpha / scale, start.a, start.b]))
     else:
         theta = _start(data, scale)
-    theta = _newton(objective, theta)
+    theta, mean_ll = _newton(objective, theta)
     r, alpha, a, b = (float(v) for v in np.exp(theta))
     # In the caller's unit every row's LL differs by x * log(scale) (alpha and the times
     # scale together), so the paper's LL needs no second pass over the rows.
     total = float(data.weight.sum())
     x_sum = _dot(data.weight, data.x)
-    ll = objective.value(theta) * total - float(np.log(scale)) * x_sum
+    ll = mean_ll * total - float(np.log(scale)) * x_sum
     return Params(kind, r, alpha * scale, a, b, ll)
 
 
