@@ -314,15 +314,15 @@ class Params:
 
 
 class _Likelihood:
-    """The weighted mean log-likelihood of rows and its gradient in log-parameters.
+    """The weighted mean log-likelihood of rows, its gradient and Hessian in log-parameters.
 
     ln L = alive + softplus(died - alive): "alive at T" and "dropped out right after t_x"
     (FHL 2005 eq. 6; Batislam et al. 2007; BG/NBD has no second term at x = 0). Terms that
     depend on one column alone are computed per level and summed with precomputed level
-    weights, so per row there are five gathers, one exp, one log and a few products: no
+    weights, so per row there are a few gathers, one exp, one log and products: no
     logaddexp, log1p or where (each several times slower than exp on 400k rows), no
-    bincount in the loop, and no BLAS dot (multi-threaded OpenBLAS is ~30x slower than
-    einsum on a loaded 2-core box).
+    bincount in the loop (rows are sorted by x: one reduceat), and no BLAS dot
+    (multi-threaded OpenBLAS is ~30x slower than einsum on a loaded 2-core box).
     """
 
     def __init__(self, kind: Kind, data: Rows, scale: float = 1.0) -> None:
