@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
 from app.crypto import Cipher
-from app.db import SessionMaker, create_engine, create_sessionmaker
+from app.db import SessionMaker, create_engine, create_reader, create_sessionmaker
 from app.http import create_http_client
 from app.settings import Settings
 
@@ -19,6 +19,7 @@ class State:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: SessionMaker
+    reader: SessionMaker  # read-only requests: autocommit on PostgreSQL (see create_reader)
     http: httpx.AsyncClient
     cipher: Cipher
 
@@ -29,6 +30,7 @@ class State:
             settings=settings,
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
+            reader=create_reader(engine),
             http=create_http_client(settings),
             cipher=Cipher.from_settings(settings),
         )

@@ -20,9 +20,11 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import dialect_insert, unit_of_work
+from app.db import insert_ignoring_conflicts, unit_of_work
 from app.models import Base, DeadLetter, Shop, ShopStatus, WebhookDelivery
 from app.models.base import utcnow
+from app.program.service import remember_program
+from app.shops.repository import ShopRepository
 from app.state import State
 
 logger = logging.getLogger("stamp.webhooks")
@@ -92,16 +94,10 @@ async def _insert_delivery(session: AsyncSession, shop_id: int, delivery: Delive
         "received_at": utcnow(),
         "outcome": "processed",
     }
-    insert = dialect_insert(session)
     # Core, not ORM-enabled, INSERT: this runs on every delivery and needs no ORM object.
     table = Base.metadata.tables[WebhookDelivery.__tablename__]
-    statement = (
-        insert(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["shop_id", "source", "delivery_id"])
-        .returning(table.c.id)
-    )
-    result = await session.execute(statement)
+    statement = insert_ignoring_conflicts(session, table, ("shop_id", "source", "delivery_id"))
+    result = await session.execute(statement, values)
     return result.scalar_one_or_none() is not None
 
 
@@ -125,10 +121,13 @@ class ShopGate:
 
 
 async def _find_shop(session: AsyncSession, gate: ShopGate) -> Shop | None:
-    result = await session.execute(
-        select(Shop).where(Shop.platform == gate.platform, Shop.domain == gate.domain)
-    )
-    return result.scalar_one_or_none()
+    """The shop, read with its current program version id (one statement for both)."""
+    found = await ShopRepository(session).get_with_program(gate.domain, gate.platform)
+    if found is None:
+        return None
+    shop, version_id = found
+    remember_program(session, shop.id, version_id)
+    return shop
 
 
 async def process(

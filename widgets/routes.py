@@ -29,6 +29,7 @@ from app.integrations.shopify.signing import is_valid_shop_domain, verify_app_pr
 from app.ledger.repository import ActivityRepository
 from app.models import Member, Platform, Redemption, ShopStatus
 from app.privacy import service as privacy
+from app.program.service import config_for_version
 from app.rewards import service as rewards
 from app.shops.repository import ShopRepository
 from app.state import State, get_state
@@ -69,11 +70,13 @@ def check_signature(request: Request, state: State, now: float | None = None) ->
 async def _visitor(request: Request, session: AsyncSession) -> Visitor:
     state = get_state(request)
     domain, path_prefix = check_signature(request, state)
-    shop = await ShopRepository(session).get_by_domain(domain, Platform.shopify)
-    if shop is None or shop.status != ShopStatus.installed:
+    found = await ShopRepository(session).get_with_program(domain, Platform.shopify)
+    if found is None or found[0].status != ShopStatus.installed:
         raise Unauthorized("Stamp is not installed on this shop", code="shop_not_installed")
+    shop, version_id = found
     customer_id = request.query_params.get("logged_in_customer_id") or None
-    return Visitor(shop=shop, customer_id=customer_id, path_prefix=path_prefix)
+    config = await config_for_version(session, shop, version_id)
+    return Visitor(shop=shop, customer_id=customer_id, path_prefix=path_prefix, config=config)
 
 
 def _json(body: Any, status_code: int = 200) -> Response:
@@ -95,12 +98,12 @@ def _signed_in(visitor: Visitor) -> str:
 async def state_endpoint(request: Request) -> Response:
     """Guests and known members are served by a read; only a first sight writes."""
     state = get_state(request)
-    async with state.sessionmaker() as session:
+    async with state.reader() as session:
         visitor = await _visitor(request, session)
-        member = await known_member(session, visitor)
+        known = await known_member(session, visitor)
         body = (
-            await widget_state(session, visitor, member)
-            if member is not None or not visitor.customer_id
+            await widget_state(session, visitor, known)
+            if known is not None or not visitor.customer_id
             else None
         )
     if body is None:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.events import CustomerInfo
+from app.ledger.repository import LedgerRepository
 from app.members import service as members
 from app.members.repository import MemberRepository
 from app.models import Member, Shop
@@ -19,11 +20,15 @@ from app.rewards import service as rewards
 
 @dataclass(frozen=True, slots=True)
 class Visitor:
-    """Who is looking: the shop, and the logged-in customer id Shopify vouched for."""
+    """Who is looking: the shop, and the logged-in customer id Shopify vouched for.
+
+    `config` is the shop's current program when the caller read it with the shop.
+    """
 
     shop: Shop
     customer_id: str | None
     path_prefix: str
+    config: ProgramConfig | None = None
 
 
 def _amount(value: Decimal, currency: str) -> str:
@@ -79,31 +84,46 @@ async def visitor_member(session: AsyncSession, visitor: Visitor) -> Member | No
     return match.member
 
 
-async def known_member(session: AsyncSession, visitor: Visitor) -> Member | None:
-    """The visitor's member if it exists already (a read: no write lock is taken)."""
+@dataclass(frozen=True, slots=True)
+class KnownMember:
+    member: Member
+    window_points: int
+
+
+async def known_member(session: AsyncSession, visitor: Visitor) -> KnownMember | None:
+    """The visitor's member if it exists already, with their tier-window points, in one
+    read (no write lock is taken)."""
     if not visitor.customer_id:
         return None
-    return await MemberRepository(session).by_customer_id(visitor.shop.id, visitor.customer_id)
+    config = visitor.config or await current_config(session, visitor.shop)
+    found = await MemberRepository(session).by_customer_id_with_tier_points(
+        visitor.shop.id, visitor.customer_id, config
+    )
+    return None if found is None else KnownMember(*found)
 
 
 async def widget_state(
-    session: AsyncSession, visitor: Visitor, member: Member | None = None
+    session: AsyncSession, visitor: Visitor, known: KnownMember | None = None
 ) -> dict[str, Any]:
     """The widget's JSON; a logged-in customer seen for the first time becomes a member."""
     shop = visitor.shop
-    config = await current_config(session, shop)
-    if member is None:
-        member = await visitor_member(session, visitor)
+    config = visitor.config or await current_config(session, shop)
+    member = known.member if known else await visitor_member(session, visitor)
     member_json: dict[str, Any] | None = None
     if member is not None:
-        view = await members.member_out(session, shop, member, config)
+        window_points = (
+            known.window_points
+            if known
+            else await LedgerRepository(session).tier_points(member.id, config)
+        )
+        tier = members.tier_view(member, config, window_points)
         member_json = {
-            "customer_id": view.customer_id,
+            "customer_id": member.customer_id,
             "first_name": member.first_name,
-            "points_balance": view.points_balance,
-            "pending_points": view.pending_points,
-            "lifetime_points": view.lifetime_points,
-            "tier": _tier_with_threshold(view.tier.model_dump(), config) if view.tier else None,
+            "points_balance": member.points_balance,
+            "pending_points": member.pending_points,
+            "lifetime_points": member.lifetime_points,
+            "tier": _tier_with_threshold(tier.model_dump(), config) if tier else None,
             "referral_url": members.referral_url(shop, member, visitor.path_prefix),
         }
     storefront = f"https://{shop.domain}"

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
+from functools import cache
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import insert_if_absent
@@ -30,11 +31,11 @@ from app.events import (
 from app.ledger import service as ledger
 from app.ledger.repository import ActivityRepository, LedgerRepository
 from app.members import service as members
-from app.models import EntryStatus, LedgerEntry, Member, Order, OrderRefund, ProgramVersion, Shop
+from app.models import EntryStatus, LedgerEntry, Member, Order, OrderRefund, Shop
 from app.models.base import utcnow
 from app.program import rules
 from app.program.config import EarningTrigger, Participation, ProgramConfig
-from app.program.service import config_of, current_version, ensure_default_program
+from app.program.service import config_of, current_program, ensure_default_program
 from app.referrals import service as referrals
 from app.referrals.service import OrderSignals
 from app.rewards import service as rewards
@@ -42,13 +43,16 @@ from app.rewards import service as rewards
 
 @dataclass(frozen=True, slots=True)
 class Program:
-    version: ProgramVersion
+    version_id: int
     config: ProgramConfig
 
 
 async def _program(session: AsyncSession, shop: Shop) -> Program:
-    version = await current_version(session, shop.id) or await ensure_default_program(session, shop)
-    return Program(version, config_of(version))
+    version_id, config = await current_program(session, shop)
+    if version_id is None:
+        version = await ensure_default_program(session, shop)
+        return Program(version.id, config_of(version))
+    return Program(version_id, config)
 
 
 class OrderOccasion(StrEnum):
@@ -108,6 +112,29 @@ async def _lock_order(session: AsyncSession, shop_id: int, order_id: str) -> Ord
     return result.scalar_one_or_none()
 
 
+@dataclass(frozen=True, slots=True)
+class _Earning:
+    """What an order earns, worked out before its row is written (so a new order is
+    inserted complete instead of inserted and then updated)."""
+
+    window_points: int
+    points: int
+    basis: Decimal
+
+
+async def _plan_earning(
+    session: AsyncSession, program: Program, event: OrderPaid, member: Member, new_member: bool
+) -> _Earning:
+    window_points = (
+        0  # a member created just now has no entries yet
+        if new_member
+        else await LedgerRepository(session).tier_points(member.id, program.config, clamp=False)
+    )
+    tier = rules.tier_for(max(window_points, 0), program.config)
+    points = rules.order_earning(event, program.config, rules.tier_multiplier(tier))
+    return _Earning(window_points, points or 0, rules.earning_basis(event, program.config))
+
+
 async def order_paid(
     session: AsyncSession,
     shop: Shop,
@@ -117,14 +144,32 @@ async def order_paid(
     signals: OrderSignals | None = None,
 ) -> None:
     program = await _program(session, shop)
-    earn = order_earns_now(event, occasion, program.config)
-    member = (await members.member_for_customer(session, shop, event.customer, event.email)).member
+    config = program.config
+    match = await members.member_for_customer(session, shop, event.customer, event.email)
+    member = match.member
+    eligible = (
+        member is not None
+        and not event.cancelled
+        and order_earns_now(event, occasion, config)
+        and (config.participation is not Participation.accounts_only or member.is_account)
+    )
+    planned = (
+        await _plan_earning(session, program, event, member, match.created)
+        if eligible and member is not None
+        else None
+    )
     # Insert first: a new order (the common case) needs no separate lock; a known one is
     # locked, so concurrent deliveries about it queue up.
-    order = await _insert_order(session, shop, event, member)
+    order = await _insert_order(session, shop, event, member, program.version_id, planned)
     if order is None:
         order = await _lock_order(session, shop.id, event.order_id)
         assert order is not None
+        planned = None  # the stored order decides, below
+    elif planned is not None and member is not None:
+        # A new order: it was inserted with its program version and points.
+        await _post_earning(session, shop, program, event, member, order, planned)
+        planned = None
+        eligible = False
     if order.member_id is None and member is not None:
         order.member_id = member.id
     await rewards.mark_codes_used(
@@ -132,20 +177,29 @@ async def order_paid(
     )
     if signals is not None and member is not None:
         await referrals.attribute_order(session, shop, event, member, order, signals)
-    if event.cancelled or order.cancelled_at is not None:
+    if not eligible or member is None or order.cancelled_at is not None:
         return
-    if not earn or order.program_version_id is not None or member is None:
-        return
-    if program.config.participation is Participation.accounts_only and not member.is_account:
-        return
-    window_points = await LedgerRepository(session).tier_points(
-        member.id, program.config, clamp=False
-    )
-    tier = rules.tier_for(max(window_points, 0), program.config)
-    points = rules.order_earning(event, program.config, rules.tier_multiplier(tier))
-    order.program_version_id = program.version.id
-    order.merchandise_amount = rules.earning_basis(event, program.config)
+    if order.program_version_id is not None:
+        return  # this order earned (or was judged) before
+    earning = await _plan_earning(session, program, event, member, new_member=False)
+    order.program_version_id = program.version_id
+    order.merchandise_amount = earning.basis
+    await _post_earning(session, shop, program, event, member, order, earning)
+
+
+async def _post_earning(
+    session: AsyncSession,
+    shop: Shop,
+    program: Program,
+    event: OrderPaid,
+    member: Member,
+    order: Order,
+    earning: _Earning,
+) -> None:
+    """Post the order's earning, reverse refunds that came first, and move the tier."""
+    points = earning.points
     if not points:
+        order.points_earned = 0
         await session.flush()
         return
     release_at = rules.pending_release_at(utcnow(), program.config)
@@ -160,14 +214,16 @@ async def order_paid(
             status=EntryStatus.pending if release_at else EntryStatus.available,
             source_type="order",
             source_id=event.order_id,
-            program_version_id=program.version.id,
-            amount=order.merchandise_amount,
+            program_version_id=program.version_id,
+            amount=earning.basis,
             currency=event.currency,
             reason=f"Order {event.name or event.order_id}",
             available_at=release_at,
         ),
     )
     if entry_id is None:
+        order.points_earned = 0
+        await session.flush()
         return
     order.points_earned = points
     await session.flush()
@@ -176,14 +232,23 @@ async def order_paid(
     await _reconcile_reversal(session, shop, order, f"order:{event.order_id}:early-refunds")
     gained = 0 if release_at else points - (order.points_reversed - reversed_before)
     await members.reevaluate_tier(
-        session, member.id, program.config, program.version.id, window_points + gained
+        session, member.id, program.config, program.version_id, earning.window_points + gained
     )
 
 
 async def _insert_order(
-    session: AsyncSession, shop: Shop, event: OrderPaid, member: Member | None
+    session: AsyncSession,
+    shop: Shop,
+    event: OrderPaid,
+    member: Member | None,
+    version_id: int,
+    earning: _Earning | None,
 ) -> Order | None:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING the row: one round trip, no savepoint."""
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING the row: one round trip, no savepoint.
+
+    With `earning`, the row carries the program version, the earning basis and the points
+    from the start; `_post_earning` clears the points if the ledger refuses the entry.
+    """
     return await insert_if_absent(
         session,
         Order,
@@ -192,11 +257,12 @@ async def _insert_order(
         order_id=event.order_id,
         name=event.name,
         currency=event.currency,
-        merchandise_amount=event.merchandise,
+        merchandise_amount=earning.basis if earning else event.merchandise,
         total_amount=event.total,
         refunded_merchandise=Decimal(0),
-        points_earned=0,
+        points_earned=earning.points if earning else 0,
         points_reversed=0,
+        program_version_id=version_id if earning else None,
         is_test=event.is_test,
         source_name=event.source_name,
         status="open",
@@ -226,12 +292,15 @@ async def order_refunded(session: AsyncSession, shop: Shop, event: OrderRefunded
         await referrals.on_order_reversed(session, shop, event.order_id, fully=False)
 
 
-async def _refunded_total(session: AsyncSession, shop_id: int, order_id: str) -> Decimal:
-    result = await session.execute(
-        select(OrderRefund.merchandise_amount).where(
-            OrderRefund.shop_id == shop_id, OrderRefund.order_id == order_id
-        )
+@cache
+def _refunds_of_order() -> Select[Decimal]:
+    return select(OrderRefund.merchandise_amount).where(
+        OrderRefund.shop_id == bindparam("shop_id"), OrderRefund.order_id == bindparam("order_id")
     )
+
+
+async def _refunded_total(session: AsyncSession, shop_id: int, order_id: str) -> Decimal:
+    result = await session.execute(_refunds_of_order(), {"shop_id": shop_id, "order_id": order_id})
     return sum((amount for amount in result.scalars()), Decimal(0))
 
 
@@ -457,11 +526,11 @@ async def customer_changed(
             idempotency_key=f"signup:{member.customer_id or member.id}",
             source_type="customer",
             source_id=member.customer_id,
-            program_version_id=program.version.id,
+            program_version_id=program.version_id,
             reason="Created an account",
         ),
     )
-    await members.reevaluate_tier(session, member.id, program.config, program.version.id)
+    await members.reevaluate_tier(session, member.id, program.config, program.version_id)
 
 
 class CustomActionRefused(AppError):
@@ -504,12 +573,12 @@ async def custom_action(
             idempotency_key=key,
             source_type="custom_action",
             source_id=action.key,
-            program_version_id=program.version.id,
+            program_version_id=program.version_id,
             reason=action.name,
             created_at=event.occurred_at,
         ),
     )
-    await members.reevaluate_tier(session, member.id, program.config, program.version.id)
+    await members.reevaluate_tier(session, member.id, program.config, program.version_id)
     entry = await repo.entry_by_key(shop.id, key)
     assert entry is not None
     return entry

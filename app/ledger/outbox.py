@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import dialect_insert
+from app.db import insert_ignoring_conflicts
 from app.models import Base, MemberEvent
 from app.models.base import utcnow
 
@@ -51,18 +51,14 @@ async def record(
     """Record the event once; False when this unique id was recorded before."""
     # Core INSERT: recorded on every earning, keep it cheap.
     table = Base.metadata.tables[MemberEvent.__tablename__]
-    statement = (
-        dialect_insert(session)(table)
-        .values(
-            shop_id=shop_id,
-            member_id=member_id,
-            name=name,
-            unique_id=unique_id,
-            properties=properties,
-            occurred_at=occurred_at or utcnow(),
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["shop_id", "unique_id"])
-        .returning(table.c.id)
-    )
-    return (await session.execute(statement)).scalar_one_or_none() is not None
+    statement = insert_ignoring_conflicts(session, table, ("shop_id", "unique_id"))
+    values = {
+        "shop_id": shop_id,
+        "member_id": member_id,
+        "name": name,
+        "unique_id": unique_id,
+        "properties": properties,
+        "occurred_at": occurred_at or utcnow(),
+        "created_at": utcnow(),
+    }
+    return (await session.execute(statement, values)).scalar_one_or_none() is not None

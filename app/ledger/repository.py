@@ -8,12 +8,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
-from app.db import dialect_insert
+from app.db import dialect_insert, insert_ignoring_conflicts
 from app.models import Base, EntryStatus, LedgerEntry, Member
 from app.models.base import utcnow
 from app.program.config import ProgramConfig, TierBasis
@@ -22,6 +37,55 @@ from app.program.rules import window_start
 # Kinds that count as "earned" (towards tiers and lifetime points), with their reversals.
 EARNING_KINDS = ("earn", "referral", "review", "signup", "birthday", "custom", "import")
 TIER_KINDS = ("earn", "referral", "review", "signup", "birthday", "custom", "reverse")
+
+
+def tier_window_filter(
+    config: ProgramConfig, now: datetime | None = None
+) -> tuple[bool, dict[str, Any]] | None:
+    """What a tier-window sum needs: whether the window has a start, and its parameters
+    (None when tiers count money spent, not points)."""
+    if config.tiers.basis is TierBasis.amount_spent:
+        return None
+    start = window_start(config.tiers.window, now or utcnow())
+    return (start is not None, {} if start is None else {"window_start": start})
+
+
+def tier_points_expression(
+    member_id: ColumnElement[int] | InstrumentedAttribute[int], bounded: bool
+) -> ScalarSelect[Any]:
+    """The tier-window sum for `member_id` as a scalar subquery, with a `window_start`
+    bind parameter when `bounded`. A subquery, so a caller can read a member and their
+    window points in one statement (`member_id` may be the outer query's `members.id`)."""
+    conditions = [
+        LedgerEntry.member_id == member_id,
+        LedgerEntry.status == EntryStatus.available,
+        or_(
+            LedgerEntry.kind.in_(TIER_KINDS),
+            and_(LedgerEntry.kind == "adjust", LedgerEntry.points > 0),
+        ),
+    ]
+    if bounded:
+        # Points count from when they became spendable, as in `rules.tier_points`.
+        effective_at = func.coalesce(LedgerEntry.available_at, LedgerEntry.created_at)
+        conditions.append(effective_at >= bindparam("window_start"))
+    return (
+        select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(*conditions).scalar_subquery()
+    )
+
+
+@cache
+def _move_balance_statement(columns: tuple[str, ...]) -> Any:
+    """`SET x = x + :x` for each moved balance; never read-modify-write in Python."""
+    table = Base.metadata.tables[Member.__tablename__]
+    values: dict[str, Any] = {"updated_at": bindparam("now"), "sync_dirty_at": bindparam("now")}
+    for name in columns:
+        values[name] = table.c[name] + bindparam(f"delta_{name}")
+    return update(table).where(table.c.id == bindparam("member_id")).values(values)
+
+
+@cache
+def _tier_points_statement(bounded: bool) -> Select[Any]:
+    return select(tier_points_expression(bindparam("member_id"), bounded))
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,24 +116,36 @@ class LedgerRepository:
         values.setdefault("created_at", utcnow())
         # Core INSERT: cheaper than the ORM-enabled form.
         table = Base.metadata.tables[LedgerEntry.__tablename__]
-        statement = (
-            self._insert()(table)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["shop_id", "idempotency_key"])
-            .returning(table.c.id)
-        )
-        result = await self.session.execute(statement)
+        statement = insert_ignoring_conflicts(self.session, table, ("shop_id", "idempotency_key"))
+        result = await self.session.execute(statement, values)
         return result.scalar_one_or_none()
 
     async def move_balance(self, member_id: int, delta: BalanceDelta) -> None:
-        values: dict[str, Any] = {"updated_at": utcnow(), "sync_dirty_at": utcnow()}
-        if delta.available:
-            values["points_balance"] = Member.points_balance + delta.available
-        if delta.pending:
-            values["pending_points"] = Member.pending_points + delta.pending
-        if delta.lifetime:
-            values["lifetime_points"] = Member.lifetime_points + delta.lifetime
-        await self.session.execute(update(Member).where(Member.id == member_id).values(**values))
+        now = utcnow()
+        changes = {
+            name: points
+            for name, points in (
+                ("points_balance", delta.available),
+                ("pending_points", delta.pending),
+                ("lifetime_points", delta.lifetime),
+            )
+            if points
+        }
+        await self.session.execute(
+            _move_balance_statement(tuple(changes)),
+            {"member_id": member_id, "now": now, **{f"delta_{n}": p for n, p in changes.items()}},
+        )
+        # The UPDATE is Core (built once); bring a loaded member up to date the way the ORM
+        # would, without marking it dirty (a flush must never write a balance back).
+        member = self.session.identity_map.get(identity_key(Member, member_id))
+        if member is not None:
+            loaded = member.__dict__
+            for name, points in changes.items():
+                if name in loaded:
+                    set_committed_value(member, name, loaded[name] + points)
+            for name in ("updated_at", "sync_dirty_at"):
+                if name in loaded:
+                    set_committed_value(member, name, now)
 
     async def spend(self, member_id: int, cost: int) -> bool:
         """Take `cost` points only if the balance covers them: the guard is in the UPDATE."""
@@ -124,23 +200,12 @@ class LedgerRepository:
         clamp: bool = True,
     ) -> int:
         """Points earned inside the tier window: earning entries minus their reversals."""
-        if config.tiers.basis is TierBasis.amount_spent:
+        window = tier_window_filter(config, now)
+        if window is None:
             return 0
-        start = window_start(config.tiers.window, now or utcnow())
-        conditions = [
-            LedgerEntry.member_id == member_id,
-            LedgerEntry.status == EntryStatus.available,
-            or_(
-                LedgerEntry.kind.in_(TIER_KINDS),
-                and_(LedgerEntry.kind == "adjust", LedgerEntry.points > 0),
-            ),
-        ]
-        # Points count from when they became spendable, as in `rules.tier_points`.
-        effective_at = func.coalesce(LedgerEntry.available_at, LedgerEntry.created_at)
-        if start is not None:
-            conditions.append(effective_at >= start)
+        bounded, params = window
         total = await self.session.scalar(
-            select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(*conditions)
+            _tier_points_statement(bounded), {"member_id": member_id, **params}
         )
         return max(int(total or 0), 0) if clamp else int(total or 0)
 

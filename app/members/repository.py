@@ -2,14 +2,50 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, and_, bindparam, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import insert_if_absent
 from app.models import Member
 from app.models.base import utcnow
+from app.program.config import ProgramConfig
+
+
+@cache
+def _member_with_tier_points(bounded: bool | None) -> Select[Member, Any]:
+    """Built once per window shape (None: no points window): statement construction
+    costs more than the query on the widget's hot path."""
+    from app.ledger.repository import tier_points_expression
+
+    window = literal(0) if bounded is None else tier_points_expression(Member.id, bounded)
+    return select(Member, window).where(
+        Member.shop_id == bindparam("shop_id"), Member.customer_id == bindparam("customer_id")
+    )
+
+
+@cache
+def _by_customer_id() -> Select[Member]:
+    return select(Member).where(
+        Member.shop_id == bindparam("shop_id"), Member.customer_id == bindparam("customer_id")
+    )
+
+
+@cache
+def _by_customer_id_or_guest_email() -> Select[Member]:
+    return (
+        select(Member)
+        .where(
+            Member.shop_id == bindparam("shop_id"),
+            or_(
+                Member.customer_id == bindparam("customer_id"),
+                and_(Member.customer_id.is_(None), Member.email == bindparam("email")),
+            ),
+        )
+        .order_by(Member.id)
+    )
 
 
 class MemberRepository:
@@ -18,9 +54,43 @@ class MemberRepository:
 
     async def by_customer_id(self, shop_id: int, customer_id: str) -> Member | None:
         result = await self.session.execute(
-            select(Member).where(Member.shop_id == shop_id, Member.customer_id == customer_id)
+            _by_customer_id(), {"shop_id": shop_id, "customer_id": customer_id}
         )
         return result.scalar_one_or_none()
+
+    async def by_customer_id_or_guest_email(
+        self, shop_id: int, customer_id: str, email: str
+    ) -> tuple[Member | None, Member | None]:
+        """The customer's member and the guest member with this email, in one statement:
+        an order from a customer Stamp has not seen yet may claim the guest's points."""
+        result = await self.session.execute(
+            _by_customer_id_or_guest_email(),
+            {"shop_id": shop_id, "customer_id": customer_id, "email": email},
+        )
+        by_customer: Member | None = None
+        guest: Member | None = None
+        for member in result.scalars():
+            if member.customer_id == customer_id:
+                by_customer = member
+            elif member.customer_id is None and guest is None:
+                guest = member
+        return by_customer, guest
+
+    async def by_customer_id_with_tier_points(
+        self, shop_id: int, customer_id: str, config: ProgramConfig
+    ) -> tuple[Member, int] | None:
+        """The member and their tier-window points (clamped at 0) in one statement."""
+        from app.ledger.repository import tier_window_filter
+
+        window = tier_window_filter(config)
+        bounded, params = window if window is not None else (None, {})
+        row = (
+            await self.session.execute(
+                _member_with_tier_points(bounded),
+                {"shop_id": shop_id, "customer_id": customer_id, **params},
+            )
+        ).first()
+        return None if row is None else (row[0], max(int(row[1] or 0), 0))
 
     async def by_email(self, shop_id: int, email: str) -> list[Member]:
         result = await self.session.execute(

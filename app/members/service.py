@@ -129,11 +129,15 @@ async def member_for_customer(
     repo = MemberRepository(session)
     email = (customer.email if customer else None) or email
     if customer is not None and customer.customer_id:
-        member = await repo.by_customer_id(shop.id, customer.customer_id)
-        if member is None and email:
-            member = await writer.guest_by_email(shop.id, email)
-            if member is not None:
+        if email:
+            member, guest = await repo.by_customer_id_or_guest_email(
+                shop.id, customer.customer_id, email
+            )
+            if member is None and guest is not None:
+                member = guest
                 member.customer_id = customer.customer_id
+        else:
+            member = await repo.by_customer_id(shop.id, customer.customer_id)
         if member is not None:
             became = await _refresh_profile(member, customer)
             await session.flush()

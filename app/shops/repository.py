@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import OAuthState, Platform, Shop
+
+
+@cache
+def _shop_with_program() -> Select[Shop, int | None]:
+    """Built once: constructing a statement costs more than running it on the hot paths."""
+    from app.program.service import latest_version_id
+
+    return select(Shop, latest_version_id(Shop.id)).where(
+        Shop.platform == bindparam("platform"), Shop.domain == bindparam("domain")
+    )
 
 
 class ShopRepository:
@@ -24,6 +35,17 @@ class ShopRepository:
             select(Shop).where(Shop.platform == platform, Shop.domain == domain.lower())
         )
         return result.scalar_one_or_none()
+
+    async def get_with_program(
+        self, domain: str, platform: str = Platform.shopify
+    ) -> tuple[Shop, int | None] | None:
+        """The shop and the id of its current program version, in one statement."""
+        row = (
+            await self.session.execute(
+                _shop_with_program(), {"platform": platform, "domain": domain.lower()}
+            )
+        ).first()
+        return None if row is None else (row[0], row[1])
 
     async def add(self, shop: Shop) -> Shop:
         self.session.add(shop)

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import asyncio
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import httpx
+import numpy as np
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
+from typer.testing import CliRunner
 
 from app.ledger import outbox
 from app.members.schemas import WinbackOut
 from app.models import Member, MemberEvent, Order, Shop
 from app.models.winback import WinbackState, WinbackStatusChange
+from app.settings import Settings, get_settings
 from app.state import State
-from app.winback import routes, service, views
+from app.winback import models, routes, service, views
+from app.winback.cli import winback_cli
 from tests.builders import api_key_for, create_member, create_shop
 from tests.conftest import _with_state
 
@@ -175,3 +181,56 @@ async def test_api_lists_at_risk_members_by_score_with_a_cursor(
         bad = await http.get("/api/v1/winback", params={"cursor": "nope"}, headers=headers)
         assert bad.status_code == 400
         assert bad.json()["error"]["code"] == "invalid_cursor"
+
+
+def test_scored_members_are_columns_turned_into_records_one_batch_at_a_time() -> None:
+    # given three members' orders (ordinal days), scored by the recency rule: a 30-day
+    # cycle, so 60 days since member 7's last order is 2 cycles, at risk
+    members = np.array([7, 7, 7, 9, 5], dtype=np.int64)
+    days = np.array([100, 130, 160, 150, 40], dtype=np.int64)
+    fitted = models.fit_shop(members, days, 220)
+    scored = service.score_members(fitted, members, days, 220)
+    # then the columns are per member, sorted by id, and a slice becomes records
+    assert scored.member_id.tolist() == [5, 7, 9]
+    assert scored.status_counts() == {
+        "active": 0,
+        "at_risk": 1,
+        "lapsed": 0,
+        "one_time_lapsing": 2,
+    }
+    assert scored.records(1, 2) == [
+        service.Scored(
+            member_id=7,
+            status="at_risk",
+            score=0.7053,
+            orders=3,
+            last_order_at=datetime.combine(date.fromordinal(160), time(), tzinfo=UTC),
+            expected_next_order_at=datetime.combine(date.fromordinal(190), time(), tzinfo=UTC),
+            usual_gap=30.0,
+            since_last=60.0,
+        )
+    ]
+
+
+async def test_scan_command_shows_a_progress_bar(
+    winback_state: State,
+    session: AsyncSession,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shop, _ = await _shop_with_members(session, winback_state)
+    monkeypatch.setenv("DATABASE_URL", settings.DATABASE_URL)
+    get_settings.cache_clear()
+    try:
+        # when the merchant scans from a terminal
+        result = await asyncio.to_thread(
+            CliRunner().invoke, winback_cli, ["scan", "--shop", shop.domain]
+        )
+    finally:
+        get_settings.cache_clear()
+    # then a progress bar counts the members, the outcome is printed, and all are scanned
+    assert result.exit_code == 0, result.output
+    bar = next(line for line in result.output.splitlines() if line.startswith("scanning"))
+    assert "4/4" in bar
+    assert result.output.splitlines()[-1].endswith(" members became at risk.")
+    assert len(list(await session.scalars(select(WinbackState)))) == 4
