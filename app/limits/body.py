@@ -41,19 +41,24 @@ class BodySizeLimit:
             return
         limit = body_limit(scope["path"], self.webhook_limit, self.request_limit)
         declared = _content_length(scope)
-        if declared is not None and declared <= limit:
+        if declared is None:
+            await self.app(scope, _counting(receive, limit), send)
+        elif declared == MALFORMED:
+            await _refuse(send, 400, "invalid_content_length", "Content-Length is not a number")
+        elif declared <= limit:
             await self.app(scope, receive, send)
-            return
-        if declared is not None:
-            await _refuse(send, limit)
-            return
-        await self.app(scope, _counting(receive, limit), send)
+        else:
+            await _refuse(send, 413, "payload_too_large", too_large_message(limit))
+
+
+MALFORMED = -1
 
 
 def _content_length(scope: Scope) -> int | None:
+    """The declared length; None when absent (chunked), MALFORMED when not ASCII digits."""
     for name, value in scope["headers"]:
         if name == b"content-length":
-            return int(value) if value.isdigit() else None
+            return int(value) if value.isdigit() else MALFORMED
     return None
 
 
@@ -73,14 +78,12 @@ def _counting(receive: Receive, limit: int) -> Receive:
     return counted
 
 
-async def _refuse(send: Send, limit: int) -> None:
-    body = orjson.dumps(
-        {"error": {"code": "payload_too_large", "message": too_large_message(limit)}}
-    )
+async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+    body = orjson.dumps({"error": {"code": code, "message": message}})
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from app.api.edge import ApiContext, ApiResult, endpoint
 from app.api.openapi import Operation
-from app.api.pagination import decode_cursor, encode_cursor
+from app.api.pagination import ROW_ID, decode_cursor, encode_cursor
 from app.db import unit_of_work
 from app.errors import AppError
 from app.members import service as members
@@ -81,7 +81,7 @@ async def member_referrals(ctx: ApiContext) -> ApiResult:
 
 def _referral_id(ctx: ApiContext) -> int:
     raw = ctx.request.path_params["referral_id"]
-    if not raw.isdigit():
+    if not ROW_ID.fullmatch(raw):
         raise AppError("A referral id is a number", code="referral_not_found", status_code=404)
     return int(raw)
 

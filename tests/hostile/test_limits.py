@@ -434,3 +434,27 @@ async def test_the_real_app_limits_the_widget_and_a_refused_redeem_writes_nothin
     assert refused.status_code == 429
     assert "retry-after" in refused.headers
     assert await row_counts(session) == before
+
+
+async def test_a_content_length_that_is_not_a_number_is_refused_before_the_app() -> None:
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        raise AssertionError("the body must not be read")
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "POST",
+        "path": "/webhooks/shopify",
+        "headers": [(b"content-length", "²".encode("latin-1"))],
+        "query_string": b"",
+    }
+    await limited_app()(scope, receive, send)
+
+    assert sent[0]["status"] == 400
+    assert sent[1]["body"] == (
+        b'{"error":{"code":"invalid_content_length","message":"Content-Length is not a number"}}'
+    )
