@@ -6,10 +6,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
@@ -29,6 +31,7 @@ from app.limits.rate import (
     StorefrontRateLimit,
     client_address,
     client_key,
+    query_items,
     retry_after_header,
     take,
 )
@@ -458,3 +461,8 @@ async def test_a_content_length_that_is_not_a_number_is_refused_before_the_app()
     assert sent[1]["body"] == (
         b'{"error":{"code":"invalid_content_length","message":"Content-Length is not a number"}}'
     )
+
+
+@given(st.binary(max_size=200))
+def test_the_fast_query_reader_reads_every_query_as_starlette_does(raw: bytes) -> None:
+    assert query_items(raw) == parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
