@@ -127,21 +127,37 @@ return {allowed, math.floor(tokens * 1000), math.ceil(retry_after * 1000)}
 
 
 class RedisBackend:
-    """Buckets shared by every web process; on a Redis failure, the in-process fallback."""
+    """Buckets shared by every web process; on a Redis failure, the in-process fallback.
 
-    def __init__(self, url: str, prefix: str = "stamp:ratelimit:") -> None:
+    After a failure Redis is left alone for `retry_after_failure` seconds, so an outage
+    costs shoppers one connect timeout per process, not one per request.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "stamp:ratelimit:",
+        retry_after_failure: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.redis = Redis.from_url(url, socket_timeout=0.25, socket_connect_timeout=0.25)
         self.prefix = prefix
-        self.fallback = MemoryBackend()
+        self.fallback = MemoryBackend(clock=clock)
         self.script = self.redis.register_script(_TAKE_SCRIPT)
+        self.retry_after_failure = retry_after_failure
+        self.clock = clock
+        self.down_until = 0.0
 
     async def take(self, key: str, rate: float, burst: int) -> Decision:
+        if self.clock() < self.down_until:
+            return await self.fallback.take(key, rate, burst)
         try:
             allowed, tokens, retry_ms = await self.script(
                 keys=[self.prefix + key], args=[rate, burst]
             )
         except (RedisError, OSError) as exc:
             logger.warning("rate limit store unavailable, limiting in process: %s", exc)
+            self.down_until = self.clock() + self.retry_after_failure
             return await self.fallback.take(key, rate, burst)
         return Decision(bool(allowed), Bucket(int(tokens) / 1000, 0.0), int(retry_ms) / 1000)
 

@@ -395,6 +395,29 @@ async def test_two_web_processes_share_one_bucket_through_redis(redis_prefix: st
     assert 990 <= int(refused.headers["retry-after"]) <= 1000
 
 
+async def test_after_a_redis_failure_redis_is_left_alone_for_a_while() -> None:
+    now = [100.0]
+    backend = RedisBackend("redis://127.0.0.1:1/0", "stamp-test:", 5.0, clock=lambda: now[0])
+    attempts: list[str] = []
+
+    async def unavailable(keys: list[str], args: list[object]) -> list[int]:
+        attempts.append(keys[0])
+        raise ConnectionError("Redis is down")
+
+    backend.script = unavailable  # type: ignore[assignment]
+    try:
+        first = await backend.take("k", 1.0, 5)
+        now[0] = 104.9
+        second = await backend.take("k", 1.0, 5)
+        now[0] = 105.0
+        third = await backend.take("k", 1.0, 5)
+    finally:
+        await backend.aclose()
+
+    assert [first.allowed, second.allowed, third.allowed] == [True, True, True]
+    assert attempts == ["stamp-test:k", "stamp-test:k"]
+
+
 async def test_with_redis_down_the_limiter_falls_back_to_this_process() -> None:
     backend = RedisBackend("redis://127.0.0.1:1/0", "stamp-test:")
     application = rate_limited_app(backend, burst=1)
