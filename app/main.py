@@ -9,11 +9,14 @@ from typing import Any
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from app.errors import AppError
+from app.limits.body import BodySizeLimit
+from app.limits.rate import StorefrontRateLimit
 from app.settings import Settings, get_settings
 from app.state import State, get_state
 
@@ -92,6 +95,25 @@ def _routes(settings: Settings) -> list[BaseRoute]:
     ]
 
 
+def _middleware(settings: Settings) -> list[Middleware]:
+    """Pure ASGI and cheap: they run in front of the webhook intake's hot path."""
+    return [
+        Middleware(
+            BodySizeLimit,
+            webhook_limit=settings.WEBHOOK_MAX_BODY_BYTES,
+            request_limit=settings.REQUEST_MAX_BODY_BYTES,
+        ),
+        Middleware(
+            StorefrontRateLimit,
+            secret=settings.shopify_api_secret,
+            rate=settings.RATE_LIMIT_RATE,
+            burst=settings.RATE_LIMIT_BURST,
+            redis_url=settings.rate_limit_redis_url,
+            trusted_hops=settings.TRUSTED_PROXY_HOPS,
+        ),
+    ]
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
 
@@ -105,6 +127,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     return Starlette(
         routes=_routes(settings),
+        middleware=_middleware(settings),
         lifespan=lifespan,
         exception_handlers={AppError: _app_error, HTTPException: _http_error},
     )

@@ -66,6 +66,17 @@ class Settings(BaseSettings):
     WEBHOOK_BODY_RETENTION_DAYS: int = 30
     HTTP_TIMEOUT_SECONDS: float = 10.0
     DB_POOL_SIZE: int = 10
+    # Request bodies are refused (413) above these sizes, from Content-Length before reading.
+    WEBHOOK_MAX_BODY_BYTES: int = 5 * 1024 * 1024
+    REQUEST_MAX_BODY_BYTES: int = 1024 * 1024
+    # Public storefront endpoints (/proxy/*, /woo/api/*): a token bucket per shopper or IP.
+    # RATE_LIMIT_RATE tokens per second refill a bucket of RATE_LIMIT_BURST; 0 turns it off.
+    RATE_LIMIT_RATE: float = 2.0
+    RATE_LIMIT_BURST: int = 60
+    # Redis shared by every web process; defaults to QUEUE_URL when that is Redis.
+    RATE_LIMIT_URL: str | None = None
+    # How many reverse proxies of ours append to X-Forwarded-For in front of Stamp.
+    TRUSTED_PROXY_HOPS: int = 0
     # Serves /webhooks/bench/bare (HMAC check only) for the intake benchmark's baseline.
     BENCH_ENDPOINTS: bool = False
     # Serves the demo storefront and the local Shopify Admin stand-in (`stamp demo`).
@@ -94,6 +105,15 @@ class Settings(BaseSettings):
                 "Stamp refuses to start in production without: " + ", ".join(missing)
             )
         return self
+
+    @property
+    def rate_limit_redis_url(self) -> str | None:
+        """Where buckets are shared between web processes; None keeps them in process."""
+        if self.RATE_LIMIT_URL:
+            return self.RATE_LIMIT_URL
+        if self.QUEUE_URL.startswith(("redis://", "rediss://", "unix://")):
+            return self.QUEUE_URL
+        return None
 
     @property
     def is_production(self) -> bool:

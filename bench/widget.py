@@ -114,6 +114,10 @@ def server_env(database_url: str, queue_url: str, base_url: str) -> dict[str, st
         SHOPIFY_API_SECRET=SECRET,
         SHOPIFY_API_KEY="bench-widget-api-key",
         PYTHONDONTWRITEBYTECODE="1",
+        # One load generator on one address stands for thousands of shoppers: the storefront
+        # rate limiter still runs on every request (its cost is measured) but never refuses.
+        RATE_LIMIT_RATE="1000000000",
+        RATE_LIMIT_BURST="1000000000",
     )
     return env
 

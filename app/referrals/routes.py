@@ -8,9 +8,10 @@ from starlette.routing import Route
 
 from app.api.edge import ApiContext, ApiResult, endpoint
 from app.api.openapi import Operation
-from app.api.pagination import decode_cursor, encode_cursor
+from app.api.pagination import ROW_ID, decode_cursor, encode_cursor
 from app.db import unit_of_work
 from app.errors import AppError
+from app.limits.rate import client_address
 from app.members import service as members
 from app.models import Member
 from app.models.referral import Referral
@@ -24,11 +25,17 @@ from widgets.routes import _visitor
 async def landing(request: Request) -> Response:
     """A friend opens a referral link: record the click, hand out the welcome code, redirect."""
     state = get_state(request)
-    forwarded = request.headers.get("x-forwarded-for", "")
+    # Shopify's app proxy appends the friend's address; entries left of it are the client's
+    # own claims (app/limits/rate.py explains the rule).
+    ip = client_address(
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-for"),
+        state.settings.TRUSTED_PROXY_HOPS + 1,
+    )
     visit = service.Visit(
         code=request.path_params["code"],
         customer_id=request.query_params.get("logged_in_customer_id") or None,
-        ip=forwarded.split(",")[0].strip() or (request.client.host if request.client else None),
+        ip=ip,
         user_agent=request.headers.get("user-agent"),
         device=request.query_params.get("device") or None,
     )
@@ -81,7 +88,7 @@ async def member_referrals(ctx: ApiContext) -> ApiResult:
 
 def _referral_id(ctx: ApiContext) -> int:
     raw = ctx.request.path_params["referral_id"]
-    if not raw.isdigit():
+    if not ROW_ID.fullmatch(raw):
         raise AppError("A referral id is a number", code="referral_not_found", status_code=404)
     return int(raw)
 

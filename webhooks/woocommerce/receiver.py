@@ -17,6 +17,7 @@ import re
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from app.api.pagination import ROW_ID
 from app.models import Platform, Shop
 from app.state import State, get_state
 from webhooks.pipeline import Delivery, ShopGate, process
@@ -65,7 +66,7 @@ async def receive(request: Request) -> Response:
     if is_ping(request, body):
         return JSONResponse({"result": "ping"})
     raw_id = request.path_params.get("shop_id", "")
-    found = await _shop_and_secret(state, int(raw_id)) if str(raw_id).isdigit() else None
+    found = await _shop_and_secret(state, int(raw_id)) if ROW_ID.fullmatch(raw_id) else None
     # An unknown shop answers like a bad signature: nothing to learn by probing ids.
     if found is None or not verify(found[1], body, request.headers.get("x-wc-webhook-signature")):
         return _json(401, "invalid_signature", "HMAC signature does not match the body")

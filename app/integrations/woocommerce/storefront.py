@@ -60,7 +60,8 @@ def shop_id_claim(token: str) -> int:
     except jwt.PyJWTError as exc:
         raise TokenRefused("The customer token is not a token") from exc
     shop = claims.get("shop") if isinstance(claims, dict) else None
-    if isinstance(shop, bool) or not isinstance(shop, int):
+    # A number past BIGINT would fail in the database as a 500, not as a refused token.
+    if isinstance(shop, bool) or not isinstance(shop, int) or not 0 < shop < 2**63:
         raise TokenRefused("The customer token names no shop")
     return shop
 

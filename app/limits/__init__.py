@@ -1,0 +1,1 @@
+"""Edge limits: oversized bodies and storefront request rates, refused before any handler."""
