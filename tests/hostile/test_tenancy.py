@@ -28,7 +28,7 @@ import httpx
 import orjson
 import pytest
 import respx
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.routing import Mount, Route
 
@@ -41,7 +41,17 @@ from app.integrations.woocommerce.connect import sign_state as sign_woo_state
 from app.integrations.woocommerce.storefront import mint_customer_token
 from app.ledger import service as ledger
 from app.main import create_app
-from app.models import Base, Member, Platform, Referral, Shop, ShopStatus
+from app.models import (
+    Base,
+    Member,
+    MemberEvent,
+    OutgoingDelivery,
+    Platform,
+    Referral,
+    Shop,
+    ShopStatus,
+    WebhookSubscription,
+)
 from app.models.base import utcnow
 from app.program.service import ensure_default_program
 from app.settings import Settings, get_settings
@@ -79,7 +89,7 @@ PUBLIC = {
     ("MOUNT", "/widgets/static"),
 }
 # Path parameters the generic families know how to fill with B's ids.
-B_PATH_IDS = ("customer_id", "referral_id", "code", "path")
+B_PATH_IDS = ("customer_id", "referral_id", "code", "path", "subscription_id", "delivery_id")
 
 
 def route_table(settings: Settings) -> list[tuple[str, str]]:
@@ -125,6 +135,8 @@ class World:
     a_key: dict[str, str]
     settings: Settings
     state: State
+    b_subscription_id: int = 0
+    b_delivery_id: int = 0
 
 
 async def woo_shop(session: AsyncSession, settings: Settings, host: str, secret: str) -> Shop:
@@ -199,7 +211,33 @@ async def world(session: AsyncSession, settings: Settings, state: State) -> Worl
     )
     ids = World(b.id, woo_a.id, woo_b.id, referral.id, {}, settings, state)
     ids.a_key = await api_key_for(session, a)
+    ids.b_subscription_id, ids.b_delivery_id = await b_outgoing_webhook(session, state, b.id)
     return ids
+
+
+async def b_outgoing_webhook(session: AsyncSession, state: State, b_id: int) -> tuple[int, int]:
+    """B's REST-hook subscription and one delivery of B's first member event."""
+    subscription = WebhookSubscription(
+        shop_id=b_id,
+        url="https://hooks.b-shop.example/stamp",
+        events=["points.earned"],
+        secret_enc=state.cipher.encrypt("whsec_b"),
+    )
+    session.add(subscription)
+    await session.flush()
+    event_id = await session.scalar(
+        select(MemberEvent.id).where(MemberEvent.shop_id == b_id).order_by(MemberEvent.id)
+    )
+    assert event_id is not None
+    delivery = OutgoingDelivery(
+        shop_id=b_id,
+        subscription_id=subscription.id,
+        member_event_id=event_id,
+        event_type="points.earned",
+    )
+    session.add(delivery)
+    await session.commit()
+    return subscription.id, delivery.id
 
 
 async def snapshot_of_b(session: AsyncSession, world: World) -> dict[str, list[Any]]:
@@ -257,6 +295,8 @@ def b_ids(world: World) -> dict[str, str]:
         "referral_id": str(world.b_referral_id),
         "code": B_REFERRAL,
         "path": "state",
+        "subscription_id": str(world.b_subscription_id),
+        "delivery_id": str(world.b_delivery_id),
     }
 
 
@@ -377,6 +417,38 @@ async def woo_webhook_attack(
     return [response]
 
 
+async def segment_webhook_attack(
+    client: httpx.AsyncClient, world: World, method: str, path: str
+) -> list[httpx.Response]:
+    """A track event for shop B's Segment URL, signed with a secret that is not B's."""
+    body = orjson.dumps(
+        {"type": "track", "event": "Order Completed", "userId": "1", "messageId": "m-1"}
+    )
+    digest = hmac.new(TOKEN_A.encode(), body, hashlib.sha1).hexdigest()
+    response = await client.post(
+        fill_path(path, {"shop_id": str(world.b_id)}),
+        content=body,
+        headers={"Content-Type": "application/json", "X-Signature": digest},
+    )
+    assert response.status_code == 401, response.text
+    return [response]
+
+
+async def enrol_attack(
+    client: httpx.AsyncClient, world: World, method: str, path: str
+) -> list[httpx.Response]:
+    """A enrols B's customer id (ids are per shop): A gets a new member of its own, and
+    nothing of B's member (email, name, balance, code) comes back."""
+    response = await client.post(
+        path,
+        json={"customer_id": B_CUSTOMER, "email": "a-contact@a-shop.example"},
+        headers=world.a_key,
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["referral_url"].startswith(f"https://{SHOP_A}/")
+    return [response]
+
+
 async def judgeme_webhook_attack(
     client: httpx.AsyncClient, world: World, method: str, path: str
 ) -> list[httpx.Response]:
@@ -465,6 +537,8 @@ ATTACKS: dict[tuple[str, str], Attack] = {
     ("POST", "/webhooks/shopify"): shopify_webhook_attack,
     ("POST", "/webhooks/woocommerce/{shop_id}"): woo_webhook_attack,
     ("POST", "/webhooks/judgeme"): judgeme_webhook_attack,
+    ("POST", "/webhooks/segment/{shop_id}"): segment_webhook_attack,
+    ("POST", "/api/v1/members"): enrol_attack,
     ("GET", "/"): admin_attack,
     ("GET", "/admin"): admin_attack,
     ("GET", "/auth/session-token"): bounce_attack,
