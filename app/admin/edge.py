@@ -183,7 +183,11 @@ def page(handler: Handler, *, json: bool = False) -> Callable[[Request], Awaitab
                 auth.check_csrf(request, who, submitted if isinstance(submitted, str) else None)
             async with unit_of_work(state.sessionmaker) as session:
                 shop = await auth.admin_shop(session, who)
-                return await handler(AdminContext(request, state, session, shop, who, form))
+                domain = shop.domain
+                response = await handler(AdminContext(request, state, session, shop, who, form))
+            for name, value in embedded_headers(domain).items():
+                response.headers.setdefault(name, value)
+            return response
         except Refused as refused:
             return refused.response
         except AppError as exc:

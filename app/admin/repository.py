@@ -29,12 +29,10 @@ CENT = Decimal("0.01")
 
 
 def money(value: Any) -> Decimal:
-    """A summed amount as Decimal (PostgreSQL sums NUMERIC exactly; SQLite's text sums as a
-    float, so it is rounded to the cent)."""
+    """A summed amount as Decimal to the cent, for display (PostgreSQL sums NUMERIC exactly;
+    SQLite sums its text amounts as numbers, so the cent rounding also absorbs float error)."""
     if value is None:
-        return Decimal(0)
-    if isinstance(value, Decimal):
-        return value
+        return Decimal("0.00")
     return Decimal(str(value)).quantize(CENT)
 
 

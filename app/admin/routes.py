@@ -52,7 +52,9 @@ async def admin_home(request: Request) -> Response:
     if "id_token" in params:
         bounced = await _embedded_install(request)
         return bounced or await home.home_page(request)
-    if "shop" not in params and request.cookies.get(auth.COOKIE_NAME):
+    if request.headers.get("authorization") or (
+        "shop" not in params and request.cookies.get(auth.COOKIE_NAME)
+    ):
         return await home.home_page(request)
     if "shop" not in params:
         raise AppError(

@@ -209,7 +209,7 @@ def tables(data: Analytics) -> list[Table]:
     members = {row.day: row.values[0] for row in data.member_days}
     revenue = {row.day: row.values for row in data.revenue_days}
     for index, day in enumerate(data.period.days):
-        member_rev, other_rev = revenue.get(day, (Decimal(0), Decimal(0)))
+        member_rev, other_rev = revenue.get(day, (Decimal("0.00"), Decimal("0.00")))
         day_rows[index] = (
             *day_rows[index],
             str(members.get(day, 0)),
@@ -330,9 +330,11 @@ ROWS: dict[str, tuple[str, ...]] = {
     "tiers.levels": ("name", "threshold", "multiplier", "entry_reward"),
 }
 ROW_BOOLEANS: dict[str, tuple[str, ...]] = {"rewards": ("enabled",), "tiers.levels": ()}
+ROW_SELECTS = frozenset({"kind"})
 ROW_OPTIONAL = frozenset({"value", "max_value", "expires_after_days"})
 MAX_ROWS = 50
 PREVIEW_FIELD = "preview_amount"
+FORM_MARKER = ("form", "program")
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,22 +398,31 @@ def parse_program(form: Mapping[str, str], current: ProgramConfig) -> ProgramFor
     and tier rows left entirely blank are dropped; error names point at the form's rows.
     """
     values = {key: value for key, value in form.items() if isinstance(value, str)}
+    # The whole form says so: then an unticked box (absent) means off and a missing row
+    # means removed. A partial submission (the API-like use) changes only what it names.
+    full = values.get(FORM_MARKER[0]) == FORM_MARKER[1]
     for name in BOOLEANS:
-        values[name] = "on" if values.get(name) else ""
+        if full or name in values:
+            values[name] = "on" if values.get(name) not in (None, "", "false", "off") else ""
     data = current.model_dump(mode="json")
     for name in SCALARS:
-        raw = values.get(name, "").strip()
-        _set(data, name, None if (raw == "" and name in OPTIONAL) else raw)
+        if name in values:
+            raw = values[name].strip()
+            _set(data, name, None if (raw == "" and name in OPTIONAL) else raw)
     for name in BOOLEANS:
-        _set(data, name, bool(values[name]))
+        if name in values:
+            _set(data, name, bool(values[name]))
     row_of: dict[str, list[int]] = {}
     for prefix, fields in ROWS.items():
+        if not full and not row_count(values, prefix):
+            continue
         existing = {row.get("id", i): row for i, row in enumerate(_get(data, prefix))}
         rows: list[dict[str, Any]] = []
         kept: list[int] = []
         for index in range(min(row_count(values, prefix), MAX_ROWS)):
             cells = {f: values.get(f"{prefix}.{index}.{f}", "").strip() for f in fields}
-            if not any(cells.values()):
+            # A select always has a value, so a row counts as filled by its typed cells.
+            if not any(value for name, value in cells.items() if name not in ROW_SELECTS):
                 continue
             key = cells.get("id") or index
             row = dict(existing.get(key, {})) if prefix == "rewards" else {}
@@ -491,7 +502,7 @@ def sample_amount(raw: str | None, config: ProgramConfig) -> Decimal:
     except InvalidOperation:
         amount = Decimal(-1)
     if not amount.is_finite() or amount < 0 or amount > Decimal(10) ** 12:
-        return currency_scale(config.currency).usd_rate * 100
+        amount = currency_scale(config.currency).usd_rate * 100
     return amount.quantize(Decimal("0.01"))
 
 

@@ -47,6 +47,7 @@ async def _render(
 ) -> Response:
     shown = preview_config or config
     amount = service.sample_amount(values.get(service.PREVIEW_FIELD), shown)
+    values = {**values, service.PREVIEW_FIELD: str(amount)}
     lines = service.preview(shown, amount)
     versions = await AdminRepository(ctx.session).versions(ctx.shop.id, HISTORY)
     history = [
