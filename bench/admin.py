@@ -6,8 +6,8 @@ page's Largest Contentful Paint and Cumulative Layout Shift in headless Chromium
 
 1. A fresh PostgreSQL database on 127.0.0.1:5432 (created and dropped here), migrated, with
    one shop holding --members members, --entries ledger entries (earnings and
-   redemptions spread evenly over two years), --orders orders (also over two years) and 2,000 referrals, written with
-   INSERT ... SELECT generate_series (then ANALYZE).
+   redemptions spread evenly over two years), --orders orders (also over two years)
+   and 2,000 referrals, written with INSERT ... SELECT generate_series (then ANALYZE).
 2. The real app under uvicorn in this process (a thread), signed in with a login link.
    `GET /admin` (the last --days days, the default range) is requested --requests times
    one after another after 10 warm-up requests; the time from sending to the last byte

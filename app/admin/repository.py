@@ -115,19 +115,6 @@ class AdminRepository:
         )
         return issued, redeemed
 
-    async def points_totals(self, shop_id: int, start: datetime, end: datetime) -> PointsTotals:
-        issued, redeemed = self._points_columns()
-        row = (
-            await self.session.execute(
-                select(issued, redeemed).where(
-                    LedgerEntry.shop_id == shop_id,
-                    LedgerEntry.created_at >= start,
-                    LedgerEntry.created_at < end,
-                )
-            )
-        ).one()
-        return PointsTotals(int(row[0]), int(row[1]))
-
     async def points_by_day(self, shop_id: int, start: datetime, end: datetime) -> list[DayRow]:
         issued, redeemed = self._points_columns()
         day = self._day(LedgerEntry.created_at).label("day")

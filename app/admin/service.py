@@ -130,16 +130,22 @@ async def analytics(
 ) -> Analytics:
     repo = AdminRepository(session)
     start, end = period.start, period.end
+    points_days = await repo.points_by_day(shop.id, start, end)
+    # The range's totals are the sum of its days: one pass over the entries, not two.
+    totals = PointsTotals(
+        issued=sum(int(row.values[0]) for row in points_days),
+        redeemed=sum(int(row.values[1]) for row in points_days),
+    )
     return Analytics(
         period=period,
         currency=shop.currency,
         balances=await repo.balances(shop.id),
-        points=await repo.points_totals(shop.id, start, end),
+        points=totals,
         point_value=point_value(config),
         cohorts=await repo.cohorts(shop.id, start, end),
         referrals=await repo.referral_revenue(shop.id, start, end),
         winback=await incentive_report(session, shop, start),
-        points_days=await repo.points_by_day(shop.id, start, end),
+        points_days=points_days,
         member_days=await repo.new_members_by_day(shop.id, start, end),
         revenue_days=await repo.revenue_by_day(shop.id, start, end),
     )
