@@ -60,6 +60,17 @@ class Cohort:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderDay:
+    """A customer's orders on one day; `member_id` None for orders without a member."""
+
+    day: date
+    member_id: int | None
+    is_member: bool
+    orders: int
+    revenue: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class DayRow:
     day: date
     values: tuple[int | Decimal, ...]
@@ -151,69 +162,20 @@ class AdminRepository:
             Order.placed_at < end,
         )
 
-    async def cohorts(self, shop_id: int, start: datetime, end: datetime) -> dict[bool, Cohort]:
-        """Repeat rate and revenue per customer, members (accounts) vs everyone else.
-
-        Orders without a member row are one-order customers who are not members.
-        """
-        is_member = func.coalesce(Member.is_account, literal(False)).label("is_member")
-        per_customer = (
-            select(
-                Order.member_id.label("member_id"),
-                is_member,
-                func.count().label("orders"),
-                func.sum(Order.total_amount).label("revenue"),
-            )
-            .outerjoin(Member, Member.id == Order.member_id)
-            .where(self._orders_in(shop_id, start, end), Order.member_id.is_not(None))
-            .group_by(Order.member_id, is_member)
-            .subquery()
-        )
-        grouped = await self.session.execute(
-            select(
-                per_customer.c.is_member,
-                func.count(),
-                func.sum(case((per_customer.c.orders >= 2, 1), else_=0)),
-                func.sum(per_customer.c.orders),
-                func.sum(per_customer.c.revenue),
-            ).group_by(per_customer.c.is_member)
-        )
-        result = {True: Cohort(0, 0, 0, Decimal(0)), False: Cohort(0, 0, 0, Decimal(0))}
-        for flag, customers, repeaters, orders, revenue in grouped:
-            result[bool(flag)] = Cohort(
-                int(customers), int(repeaters or 0), int(orders or 0), money(revenue)
-            )
-        anonymous = (
-            await self.session.execute(
-                select(func.count(), func.sum(Order.total_amount)).where(
-                    self._orders_in(shop_id, start, end), Order.member_id.is_(None)
-                )
-            )
-        ).one()
-        if anonymous[0]:
-            others = result[False]
-            result[False] = Cohort(
-                others.customers + int(anonymous[0]),
-                others.repeat_customers,
-                others.orders + int(anonymous[0]),
-                others.revenue + money(anonymous[1]),
-            )
-        return result
-
-    async def revenue_by_day(self, shop_id: int, start: datetime, end: datetime) -> list[DayRow]:
+    async def order_days(self, shop_id: int, start: datetime, end: datetime) -> list[OrderDay]:
+        """Orders in the range per day and customer: one pass that feeds both the cohorts
+        (members vs others) and the revenue chart."""
         day = self._day(Order.placed_at).label("day")
-        member_revenue = func.sum(
-            case((Member.is_account.is_(True), Order.total_amount), else_=literal(0))
-        )
+        is_member = func.coalesce(Member.is_account, literal(False)).label("is_member")
         rows = await self.session.execute(
-            select(day, member_revenue, func.sum(Order.total_amount))
+            select(day, Order.member_id, is_member, func.count(), func.sum(Order.total_amount))
             .outerjoin(Member, Member.id == Order.member_id)
             .where(self._orders_in(shop_id, start, end))
-            .group_by(day)
-            .order_by(day)
+            .group_by(day, Order.member_id, is_member)
         )
         return [
-            DayRow(self._as_date(d), (money(m), money(total) - money(m))) for d, m, total in rows
+            OrderDay(self._as_date(d), member_id, bool(flag), int(count), money(revenue))
+            for d, member_id, flag, count, revenue in rows
         ]
 
     async def referral_revenue(
