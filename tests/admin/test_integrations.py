@@ -10,8 +10,10 @@ import respx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.integrations.judgeme import service as judgeme_service
 from app.models import IntegrationConnection, Platform
 from app.settings import Settings
+from app.state import State
 from tests.admin.support import bearer, field_error
 from tests.builders import create_shop, row_counts
 
@@ -101,3 +103,27 @@ async def test_a_woocommerce_store_sees_its_connection(
     page = await client.get("/admin/integrations")
     assert "Store <strong>shop.example.com</strong>" in page.text
     assert 'id="more-integrations"' in page.text
+
+
+async def test_judgeme_disconnects_and_forgets_the_token(
+    client: httpx.AsyncClient, state: State, session: AsyncSession, settings: Settings
+) -> None:
+    shop = await create_shop(session, settings)
+    await judgeme_service.save_token(session, state.cipher, shop, "jm-token")
+    await session.commit()
+
+    response = await client.post(
+        "/admin/integrations/judgeme/disconnect", headers=bearer(settings, shop)
+    )
+
+    assert response.status_code == 303
+    assert response.headers["location"] == "/admin/integrations?done=Judge.me+disconnected"
+    await session.rollback()
+    rows = list(
+        await session.execute(
+            select(IntegrationConnection.kind, IntegrationConnection.status).where(
+                IntegrationConnection.secret_enc.is_(None)
+            )
+        )
+    )
+    assert rows == [("judgeme", "disconnected")]
