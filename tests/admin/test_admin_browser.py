@@ -300,3 +300,49 @@ def test_a_merchant_changes_the_rate_and_the_next_order_earns_at_it(
     off_machine = [u for u in requests if urlsplit(u).hostname != "127.0.0.1"]
     assert off_machine == []
     page.context.close()
+
+
+def test_inside_shopify_forms_go_as_fetches_with_the_session_token(
+    chromium: Browser, admin: Admin
+) -> None:
+    """Embedded: App Bridge (stood in for here; the CDN is blocked) hands out session
+    tokens, the page's script sends the form with `Authorization: Bearer`, and the answer
+    replaces the page. No cookie is involved."""
+    from playwright.sync_api import expect
+
+    from tests.shops.support import session_token
+
+    token = session_token(admin.settings, "some-shop.myshopify.com", lifetime=300)
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    context.route("https://cdn.shopify.com/**", lambda route: route.abort())
+    context.add_init_script(
+        "window.__toasts = [];"
+        f"window.shopify = {{ idToken: async () => '{token}',"
+        " toast: { show: (message) => window.__toasts.push(message) } };"
+    )
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    authorised: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            authorised.append(request.method + " " + urlsplit(request.url).path)
+            if request.headers.get("authorization") == f"Bearer {token}"
+            else None
+        ),
+    )
+    query = f"shop=some-shop.myshopify.com&host=aG9zdA&embedded=1&id_token={token}"
+
+    page.goto(f"{admin.base}/admin/program?{query}")
+    page.get_by_label("Points per 1 USD").fill("3")
+    expect(page.locator("#preview-result")).to_contain_text("earns 300 points")
+    page.get_by_role("button", name="Save program").click()
+
+    expect(page.locator(".banner--success")).to_have_text("Program saved")
+    expect(page.locator("#history")).to_contain_text("earning.rate: 2 → 3")
+    expect(page.locator("#history")).to_contain_text("admin:shopify-user:42")
+    assert page.evaluate("window.__toasts") == ["Program saved"]
+    assert "POST /admin/program/preview" in authorised
+    assert "POST /admin/program" in authorised
+    assert context.cookies() == []
+    context.close()

@@ -35,12 +35,15 @@
 
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    if (!appBridge() || (form.method || "").toLowerCase() !== "post") return;
+    if (!appBridge() || (form.getAttribute("method") || "").toLowerCase() !== "post") return;
     event.preventDefault();
     var body = new FormData(form);
     if (event.submitter && event.submitter.name) body.append(event.submitter.name, event.submitter.value);
     var submitter = event.submitter;
-    var action = submitter && submitter.hasAttribute("formaction") ? submitter.formAction : form.action;
+    // getAttribute: a control named "action" (our Save button) shadows form.action.
+    var action = submitter && submitter.hasAttribute("formaction")
+      ? submitter.getAttribute("formaction")
+      : form.getAttribute("action") || location.href;
     authorised(action, { method: "POST", body: body }).then(replaceDocument);
   });
 
