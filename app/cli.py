@@ -25,10 +25,12 @@ cli.add_typer(ledger_cli, name="ledger")
 
 
 def _mount_subcommands() -> None:
+    from app.admin.cli import admin_cli
     from app.imports.cli import import_cli
     from app.integrations.connect_cli import connect_cli
     from app.winback.cli import winback_cli
 
+    cli.add_typer(admin_cli, name="admin")
     cli.add_typer(import_cli, name="import")
     cli.add_typer(connect_cli, name="connect")
     cli.add_typer(winback_cli, name="winback")

@@ -374,12 +374,23 @@ def mint_session_token(settings: Settings, shop: str = DEMO_SHOP) -> str:
 async def open_admin(request: Request) -> Response:
     """`GET /demo/admin`: open the admin as the demo merchant, outside Shopify's frame.
 
-    The admin authenticates embedded loads with a session token; Shopify mints it, so the
-    demo mints one with the app secret and loads the admin page the way Shopify would.
+    Shopify would mint a session token and install the app on the first embedded load; the
+    demo mints one with the app secret and installs the same way (through the Admin API
+    stand-in), then signs the visitor in with Stamp's own login link, as a WooCommerce
+    merchant or anyone outside Shopify is.
     """
-    settings = get_state(request).settings
-    query = urlencode({"shop": DEMO_SHOP, "id_token": mint_session_token(settings)})
-    return RedirectResponse(f"/admin?{query}", status_code=302)
+    from app.admin.auth import login_link
+    from app.db import unit_of_work
+    from app.integrations.shopify.signing import decode_session_token
+    from app.shops.service import install_from_session_token
+
+    state = get_state(request)
+    settings = state.settings
+    id_token = mint_session_token(settings)
+    token = decode_session_token(id_token, settings.shopify_api_key, settings.shopify_api_secret)
+    async with unit_of_work(state.sessionmaker) as session:
+        shop = await install_from_session_token(state, session, token, id_token)
+    return RedirectResponse(login_link(settings, shop), status_code=302)
 
 
 async def session_token(request: Request) -> Response:

@@ -46,6 +46,8 @@ class LedgerEntry(TimestampMixin, Base):
         UniqueConstraint("shop_id", "idempotency_key"),
         Index("ix_ledger_entries_member_id_id", "member_id", "id"),
         Index("ix_ledger_entries_shop_id_status_available_at", "shop_id", "status", "available_at"),
+        # The admin's figures and charts read a shop's entries by date range.
+        Index("ix_ledger_entries_shop_id_created_at", "shop_id", "created_at"),
         CheckConstraint("status IN ('pending', 'available', 'cancelled')", name="status"),
     )
 

@@ -26,6 +26,7 @@ class Member(TimestampMixin, Base):
         UniqueConstraint("shop_id", "customer_id"),
         UniqueConstraint("shop_id", "referral_code"),
         Index("ix_members_shop_id_email", "shop_id", "email"),
+        Index("ix_members_shop_id_created_at", "shop_id", "created_at"),  # admin: new members
         # One guest member per email: a guest has no customer id to be unique on.
         Index(
             "uq_members_guest_email",

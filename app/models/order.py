@@ -20,6 +20,7 @@ class Order(TimestampMixin, Base):
     __table_args__ = (
         UniqueConstraint("shop_id", "order_id"),
         Index("ix_orders_shop_id_member_id", "shop_id", "member_id"),
+        Index("ix_orders_shop_id_placed_at", "shop_id", "placed_at"),  # admin analytics
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -80,7 +80,7 @@ async def test_first_embedded_load_installs_the_shop_by_token_exchange(
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/html; charset=utf-8"
     assert response.headers["content-security-policy"] == CSP
-    assert "<h1>Stamp is installed on Some Shop</h1>" in response.text
+    assert "<h1>Stamp on Some Shop</h1>" in response.text
     assert APP_BRIDGE in response.text
     # and the session token was exchanged for an expiring offline token
     assert json.loads(shopify.routes["token"].calls.last.request.content) == {
@@ -115,7 +115,7 @@ async def test_embedded_load_of_an_installed_shop_does_not_call_shopify(
     response = await client.get("/admin", params=embedded_query(settings, session_token(settings)))
 
     assert response.status_code == 200
-    assert "<h1>Stamp is installed on Some Shop</h1>" in response.text
+    assert "<h1>Stamp on Some Shop</h1>" in response.text
     assert shopify.routes["token"].call_count == 0
     assert shopify.routes["graphql"].call_count == 0
     assert await counts(state) == before
@@ -317,7 +317,7 @@ async def test_shop_name_is_html_escaped(
 
     assert response.status_code == 200
     assert "<script>alert" not in response.text
-    assert "Stamp is installed on &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in response.text
+    assert "<h1>Stamp on &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;</h1>" in response.text
 
 
 async def test_require_shop_accepts_a_valid_session_token(

@@ -165,10 +165,12 @@ async def test_the_admin_link_opens_the_admin_as_the_demo_merchant(
 ) -> None:
     response = await client.get("/demo/admin")
     assert response.status_code == 302
-    assert response.headers["location"].startswith("/admin?shop=stamp-demo.myshopify.com&id_token=")
+    assert response.headers["location"].startswith("https://stamp.test/admin/login?token=")
 
-    admin = await client.get(response.headers["location"])
+    login = await client.get(response.headers["location"])
+    admin = await client.get(login.headers["location"])
 
+    assert login.status_code == 303
     assert admin.status_code == 200
     assert "Stamp Demo Store" in admin.text
 
@@ -178,7 +180,8 @@ async def test_the_admin_link_installs_a_fresh_demo_shop_through_the_stand_in(
 ) -> None:
     # No seed: the admin's token exchange and shop query go to the Admin API stand-in.
     response = await client.get("/demo/admin")
-    admin = await client.get(response.headers["location"])
+    login = await client.get(response.headers["location"])
+    admin = await client.get(login.headers["location"])
 
     assert admin.status_code == 200
     assert "Stamp Demo Store" in admin.text

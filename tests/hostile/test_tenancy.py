@@ -43,6 +43,7 @@ from app.ledger import service as ledger
 from app.main import create_app
 from app.models import (
     Base,
+    DeadLetter,
     Member,
     MemberEvent,
     OutgoingDelivery,
@@ -81,12 +82,19 @@ B_REFERRAL = "BEEC0DE9"
 # What must never appear in an answer to shop A's credentials (lower-cased).
 B_MARKERS = (B_EMAIL, B_NAME.lower(), str(B_BALANCE), B_REFERRAL.lower())
 
-GENERIC_PREFIXES = {"/api/v1/": "api_key", "/proxy/": "app_proxy", "/woo/api/": "woo_token"}
+GENERIC_PREFIXES = {
+    "/api/v1/": "api_key",
+    "/proxy/": "app_proxy",
+    "/woo/api/": "woo_token",
+    "/admin/": "admin_page",
+}
 PUBLIC = {
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/api/v1/openapi.json"),
     ("MOUNT", "/widgets/static"),
+    ("MOUNT", "/admin/static"),
+    ("GET", "/admin/login"),
 }
 # Path parameters the generic families know how to fill with B's ids.
 B_PATH_IDS = ("customer_id", "referral_id", "code", "path", "subscription_id", "delivery_id")
@@ -137,6 +145,8 @@ class World:
     state: State
     b_subscription_id: int = 0
     b_delivery_id: int = 0
+    b_member_id: int = 0
+    b_letter_id: int = 0
 
 
 async def woo_shop(session: AsyncSession, settings: Settings, host: str, secret: str) -> Shop:
@@ -212,6 +222,19 @@ async def world(session: AsyncSession, settings: Settings, state: State) -> Worl
     ids = World(b.id, woo_a.id, woo_b.id, referral.id, {}, settings, state)
     ids.a_key = await api_key_for(session, a)
     ids.b_subscription_id, ids.b_delivery_id = await b_outgoing_webhook(session, state, b.id)
+    ids.b_member_id = b_member.id
+    letter = DeadLetter(
+        shop_id=b.id,
+        source="shopify",
+        topic="orders/paid",
+        delivery_id="b-letter",
+        headers={},
+        body=orjson.dumps({"id": 1, "email": B_EMAIL}),
+        error="kept for the tenancy suite",
+    )
+    session.add(letter)
+    await session.commit()
+    ids.b_letter_id = letter.id
     return ids
 
 
@@ -548,17 +571,42 @@ ATTACKS: dict[tuple[str, str], Attack] = {
     ("POST", "/woocommerce/callback"): woo_callback_attack,
     ("GET", "/woocommerce/return"): woo_return_attack,
 }
+
+
+async def admin_page_attack(
+    client: httpx.AsyncClient, world: World, method: str, path: str
+) -> list[httpx.Response]:
+    """A's App Bridge session token on every admin page and action, with B's ids."""
+    ids = {
+        "member_id": str(world.b_member_id),
+        "referral_id": str(world.b_referral_id),
+        "letter_id": str(world.b_letter_id),
+        "decision:str": "approve",
+        "decision": "approve",
+        "table": "members",
+        "kind": "klaviyo",
+    }
+    # A search for part of B's email: echoed back as typed, but B's member must not match.
+    url = fill_path(path, ids) + "?" + urlencode({"q": "b-shop.example", "customer_id": B_CUSTOMER})
+    headers = {"Authorization": f"Bearer {session_token(world.settings, SHOP_A)}"}
+    response = await send(client, method, url, headers, path)
+    if any(name in path for name in ("{member_id}", "{referral_id}", "{letter_id}")):
+        assert response.status_code == 404, (path, response.status_code, response.text[:300])
+    return [response]
+
+
 GENERIC: dict[str, Attack] = {
     "api_key": api_key_attack,
     "app_proxy": app_proxy_attack,
     "woo_token": woo_token_attack,
+    "admin_page": admin_page_attack,
 }
 
 
 async def public_attack(
     client: httpx.AsyncClient, world: World, method: str, path: str
 ) -> list[httpx.Response]:
-    url = path + "/stamp-loader.js" if method == "MOUNT" else path
+    url = path + "/stamp-loader.js" if path == "/widgets/static" else path
     return [await client.get(url)]
 
 

@@ -31,7 +31,7 @@ from app.ledger import service as ledger
 from app.members import service as members
 from app.models import ProgramVersion, Shop
 from app.models.base import utcnow
-from app.models.integration import IntegrationConnection, ReviewReward
+from app.models.integration import ConnectionStatus, IntegrationConnection, ReviewReward
 from app.program.config import Participation, ProgramConfig
 from app.program.service import config_of, current_version, ensure_default_program
 from app.state import State
@@ -204,6 +204,19 @@ async def save_token(
 ) -> IntegrationConnection:
     """Store the token encrypted: it authenticates API calls and signs the webhooks."""
     return await JudgemeRepository(session).save_connection(shop.id, cipher.encrypt(token.strip()))
+
+
+async def disconnect(session: AsyncSession, shop: Shop) -> bool:
+    """Forget the token: reviews stop earning (webhooks no longer verify). False if Judge.me
+    was not connected."""
+    connection = await JudgemeRepository(session).connection(shop.id)
+    if connection is None or connection.status == ConnectionStatus.disconnected:
+        return False
+    connection.status = ConnectionStatus.disconnected
+    connection.secret_enc = None
+    connection.updated_at = utcnow()
+    await session.flush()
+    return True
 
 
 # --- reviews deleted on Judge.me -----------------------------------------------------------
