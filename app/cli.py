@@ -80,10 +80,24 @@ def serve(
     workers: Annotated[int, typer.Option(help="In-process job threads (0: none)")] = 2,
     web_processes: Annotated[int, typer.Option("--web-processes")] = 1,
 ) -> None:
-    """Serve the web app, with an in-process job consumer for the embedded default."""
+    """Serve the web app, with an in-process job consumer for the embedded default.
+
+    With several web processes, metrics are shared through PROMETHEUS_MULTIPROC_DIR (a
+    fresh temporary directory unless the operator set one), so any process answers
+    /metrics for all of them.
+    """
+    import os
+    import tempfile
+
     import uvicorn
 
     from app.jobs import load_tasks
+    from app.observability.logs import configure_logging, logging_config
+
+    if web_processes > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="stamp-metrics-")
+    settings = get_settings()
+    configure_logging(settings)
     from app.queue import huey
 
     consumer = None
@@ -97,7 +111,8 @@ def serve(
             host=host,
             port=port,
             workers=web_processes if web_processes > 1 else None,
-            log_level="info",
+            log_config=logging_config(settings),
+            access_log=False,
             proxy_headers=True,
         )
     finally:
@@ -123,6 +138,9 @@ def worker(
 ) -> None:
     """Run job consumers (Redis or SQLite queue, per QUEUE_URL)."""
     from app.jobs import load_tasks
+    from app.observability.logs import configure_logging
+
+    configure_logging(get_settings())
     from app.queue import huey, run_burst
 
     load_tasks()

@@ -9,11 +9,13 @@ from typing import Any
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from app.errors import AppError
+from app.observability.middleware import ObservabilityMiddleware
 from app.settings import Settings, get_settings
 from app.state import State, get_state
 
@@ -67,6 +69,7 @@ def _routes(settings: Settings) -> list[BaseRoute]:
     from app.admin.routes import routes as admin_routes
     from app.api.routes import routes as api_routes
     from app.integrations.woocommerce.routes import routes as woocommerce_routes
+    from app.observability.routes import routes as observability_routes
     from app.referrals.routes import proxy_routes as referral_proxy_routes
     from app.shops.routes import routes as shop_routes
     from webhooks.routes import build_routes as webhook_routes
@@ -82,6 +85,7 @@ def _routes(settings: Settings) -> list[BaseRoute]:
         *extra,
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        *observability_routes,
         *shop_routes,
         *webhook_routes(settings.BENCH_ENDPOINTS),
         *api_routes,
@@ -106,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return Starlette(
         routes=_routes(settings),
         lifespan=lifespan,
+        middleware=[Middleware(ObservabilityMiddleware, access_log=settings.ACCESS_LOG)],
         exception_handlers={AppError: _app_error, HTTPException: _http_error},
     )
 
