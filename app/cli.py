@@ -135,6 +135,9 @@ def demo(
 def worker(
     workers: Annotated[int, typer.Option(help="Job threads")] = 4,
     burst: Annotated[bool, typer.Option(help="Run everything due, then exit")] = False,
+    periodic: Annotated[
+        bool, typer.Option(help="Also schedule the periodic jobs (one worker is enough)")
+    ] = True,
 ) -> None:
     """Run job consumers (Redis or SQLite queue, per QUEUE_URL)."""
     from app.jobs import load_tasks
@@ -148,7 +151,7 @@ def worker(
         executed = run_burst(huey)
         console.print(f"Ran {executed} job(s).")
         return
-    consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
+    consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=periodic)
     consumer.run()
 
 

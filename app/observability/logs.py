@@ -19,8 +19,10 @@ from app.settings import Settings
 request_id_var: ContextVar[str | None] = ContextVar("stamp_request_id", default=None)
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is logged.
+# uvicorn's `color_message` is its message again with terminal colours.
 _STANDARD = frozenset(
-    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
+    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()
+    | {"message", "asctime", "color_message"}
 )
 
 

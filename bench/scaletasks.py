@@ -1,0 +1,82 @@
+"""Small steps the scale test, soak and faults run in a fresh process with Stamp's env.
+
+    python -m bench.scaletasks klaviyo-connect <shop id> <key>   -> {"connected": true}
+    python -m bench.scaletasks klaviyo-sync <shop id> <times>    -> {"enqueued": n}
+    python -m bench.scaletasks backlog <shop id>                 -> {"profiles": .., ...}
+
+A fresh process takes DATABASE_URL and QUEUE_URL from the environment, as a worker does,
+so jobs go to the deployment's own Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+
+async def klaviyo_connect(shop_id: int, key: str) -> dict[str, Any]:
+    from app.db import unit_of_work
+    from app.integrations.klaviyo import service
+    from app.models import Shop
+    from app.settings import get_settings
+    from app.state import State
+
+    state = State.create(get_settings())
+    try:
+        async with unit_of_work(state.sessionmaker) as session:
+            shop = await session.get(Shop, shop_id)
+            assert shop is not None
+            await service.save_key(session, state.cipher, shop, key)
+        return {"connected": True}
+    finally:
+        await state.aclose()
+
+
+def klaviyo_sync(shop_id: int, times: int) -> dict[str, Any]:
+    from app.integrations.klaviyo.tasks import sync_klaviyo
+
+    for _ in range(times):
+        sync_klaviyo(shop_id)
+    return {"enqueued": times}
+
+
+async def backlog(shop_id: int) -> dict[str, Any]:
+    from app.integrations.klaviyo.repository import KlaviyoRepository
+    from app.queue import huey
+    from app.settings import get_settings
+    from app.state import State
+
+    state = State.create(get_settings())
+    try:
+        async with state.sessionmaker() as session:
+            repo = KlaviyoRepository(session)
+            connection = await repo.connection(shop_id)
+            cursor = connection.event_cursor if connection else 0
+            return {
+                "profiles": await repo.backlog_count(shop_id),
+                "events": await repo.unsent_event_count(shop_id, cursor),
+                "leased": bool(connection and connection.lease_until),
+                "queue": huey.pending_count(),
+            }
+    finally:
+        await state.aclose()
+
+
+def main(argv: list[str]) -> int:
+    command, *arguments = argv
+    if command == "klaviyo-connect":
+        result = asyncio.run(klaviyo_connect(int(arguments[0]), arguments[1]))
+    elif command == "klaviyo-sync":
+        result = klaviyo_sync(int(arguments[0]), int(arguments[1]))
+    elif command == "backlog":
+        result = asyncio.run(backlog(int(arguments[0])))
+    else:
+        raise SystemExit(f"unknown command {command!r}")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
