@@ -3,6 +3,7 @@
     python -m bench.scaletasks klaviyo-connect <shop id> <key>   -> {"connected": true}
     python -m bench.scaletasks klaviyo-sync <shop id> <times>    -> {"enqueued": n}
     python -m bench.scaletasks backlog <shop id>                 -> {"profiles": .., ...}
+    python -m bench.scaletasks soak-setup <shop id> <judge.me token> -> {"api_key": ...}
 
 A fresh process takes DATABASE_URL and QUEUE_URL from the environment, as a worker does,
 so jobs go to the deployment's own Redis.
@@ -64,12 +65,41 @@ async def backlog(shop_id: int) -> dict[str, Any]:
         await state.aclose()
 
 
+async def soak_setup(shop_id: int, judgeme_token: str) -> dict[str, Any]:
+    """An Admin API token (for the fake Shopify), reviews rewarded, Judge.me, an API key."""
+    from app.api_keys.service import create_key
+    from app.db import unit_of_work
+    from app.integrations.judgeme.service import save_token
+    from app.models import Shop
+    from app.program.config import ReviewRule, default_program
+    from app.program.service import save_program
+    from app.settings import get_settings
+    from app.state import State
+
+    state = State.create(get_settings())
+    try:
+        async with unit_of_work(state.sessionmaker) as session:
+            shop = await session.get(Shop, shop_id)
+            assert shop is not None
+            shop.access_token_enc = state.cipher.encrypt("shpat_soak_0123456789")
+            rule = ReviewRule(enabled=True, points=50, media_points=25)
+            program = default_program("USD").model_copy(update={"review": rule})
+            await save_program(session, shop, program, "soak")
+            await save_token(session, state.cipher, shop, judgeme_token)
+            created = await create_key(session, shop, "soak")
+        return {"api_key": created.plaintext}
+    finally:
+        await state.aclose()
+
+
 def main(argv: list[str]) -> int:
     command, *arguments = argv
     if command == "klaviyo-connect":
         result = asyncio.run(klaviyo_connect(int(arguments[0]), arguments[1]))
     elif command == "klaviyo-sync":
         result = klaviyo_sync(int(arguments[0]), int(arguments[1]))
+    elif command == "soak-setup":
+        result = asyncio.run(soak_setup(int(arguments[0]), arguments[1]))
     elif command == "backlog":
         result = asyncio.run(backlog(int(arguments[0])))
     else:
