@@ -109,7 +109,14 @@ class FakeShopify:
         return _json(200, {"faults": self.faults, "timeout_seconds": self.timeout_seconds})
 
     async def state(self, request: Request) -> Response:
-        return _json(200, {"codes": len(self.codes), "outcomes": dict(self.outcomes)})
+        return _json(
+            200,
+            {
+                "codes": len(self.codes),
+                "code_list": sorted(self.codes),
+                "outcomes": dict(self.outcomes),
+            },
+        )
 
 
 def main() -> None:

@@ -4,6 +4,7 @@
     python -m bench.scaletasks klaviyo-sync <shop id> <times>    -> {"enqueued": n}
     python -m bench.scaletasks backlog <shop id>                 -> {"profiles": .., ...}
     python -m bench.scaletasks soak-setup <shop id> <judge.me token> -> {"api_key": ...}
+    python -m bench.scaletasks books <shop id>                   -> counts that must hold
 
 A fresh process takes DATABASE_URL and QUEUE_URL from the environment, as a worker does,
 so jobs go to the deployment's own Redis.
@@ -92,6 +93,47 @@ async def soak_setup(shop_id: int, judgeme_token: str) -> dict[str, Any]:
         await state.aclose()
 
 
+async def books(shop_id: int) -> dict[str, Any]:
+    """What a fault must not break: one earn entry per order, redemptions settled, no drift."""
+    from sqlalchemy import func, select
+
+    from app.ledger.engine import verify
+    from app.models import DeadLetter, LedgerEntry, Order, Redemption, WebhookDelivery
+    from app.settings import get_settings
+    from app.state import State
+
+    state = State.create(get_settings())
+    try:
+        async with state.sessionmaker() as session:
+
+            async def count(model: Any, *where: Any) -> int:
+                query = select(func.count()).select_from(model).where(*where)
+                return int(await session.scalar(query) or 0)
+
+            statuses = await session.execute(
+                select(Redemption.status, func.count()).group_by(Redemption.status)
+            )
+            codes = await session.execute(
+                select(Redemption.code).where(Redemption.status == "issued")
+            )
+            return {
+                "orders": await count(Order, Order.shop_id == shop_id),
+                "earn_entries": await count(
+                    LedgerEntry, LedgerEntry.idempotency_key.like("order:%:earn")
+                ),
+                "deliveries": await count(WebhookDelivery, WebhookDelivery.shop_id == shop_id),
+                "dead_letters": await count(DeadLetter),
+                "redemptions": dict(statuses.tuples().all()),
+                "returned_entries": await count(
+                    LedgerEntry, LedgerEntry.idempotency_key.like("redeem:%:returned")
+                ),
+                "issued_codes": sorted(codes.scalars()),
+                "drift": await verify(session, shop_id),
+            }
+    finally:
+        await state.aclose()
+
+
 def main(argv: list[str]) -> int:
     command, *arguments = argv
     if command == "klaviyo-connect":
@@ -100,6 +142,8 @@ def main(argv: list[str]) -> int:
         result = klaviyo_sync(int(arguments[0]), int(arguments[1]))
     elif command == "soak-setup":
         result = asyncio.run(soak_setup(int(arguments[0]), arguments[1]))
+    elif command == "books":
+        result = asyncio.run(books(int(arguments[0])))
     elif command == "backlog":
         result = asyncio.run(backlog(int(arguments[0])))
     else:
