@@ -8,10 +8,11 @@ requests a second: it reads the headers once, wraps `send` to learn the status a
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -49,6 +50,11 @@ class ObservabilityMiddleware:
     def __init__(self, app: ASGIApp, access_log: bool = True) -> None:
         self.app = app
         self.access_log = access_log
+        # `Counter.labels()` validates and locks on every call; its children are cached
+        # here (label values are bounded: route templates, statuses, sources).
+        self._requests: dict[tuple[str, str, int], Any] = {}
+        self._durations: dict[str, Any] = {}
+        self._lags: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,7 +71,7 @@ class ObservabilityMiddleware:
         if incoming is not None and _SAFE_ID.fullmatch(incoming):
             request_id = incoming.decode("ascii")
         else:
-            request_id = uuid.uuid4().hex
+            request_id = os.urandom(16).hex()
         header = (b"x-request-id", request_id.encode("ascii"))
         status = 500
 
@@ -89,14 +95,24 @@ class ObservabilityMiddleware:
         elapsed = time.perf_counter() - started
         route = route_template(scope)
         method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-        HTTP_REQUESTS.labels(method, route, str(status)).inc()
-        HTTP_DURATION.labels(route).observe(elapsed)
+        key = (method, route, status)
+        counter = self._requests.get(key)
+        if counter is None:
+            counter = self._requests[key] = HTTP_REQUESTS.labels(method, route, str(status))
+        counter.inc()
+        duration = self._durations.get(route)
+        if duration is None:
+            duration = self._durations[route] = HTTP_DURATION.labels(route)
+        duration.observe(elapsed)
         path: str = scope["path"]
         if triggered_at is not None and 200 <= status < 300 and path.startswith(_WEBHOOK_PREFIX):
             lag = webhook_lag(triggered_at, time.time())
             if lag is not None:
                 source = path[len(_WEBHOOK_PREFIX) :].split("/", 1)[0]
-                WEBHOOK_LAG.labels(source).observe(lag)
+                observer = self._lags.get(source)
+                if observer is None:
+                    observer = self._lags[source] = WEBHOOK_LAG.labels(source)
+                observer.observe(lag)
         if self.access_log and access_logger.isEnabledFor(logging.INFO):
             access_logger.info(
                 "%s %s %d",
