@@ -154,7 +154,8 @@ def redis_server() -> Iterator[RedisServer]:
 # --- PostgreSQL ------------------------------------------------------------------------
 
 
-async def _admin(server_url: str, statement: str) -> None:
+async def admin(server_url: str, statement: str) -> None:
+    """One statement on the server's `postgres` database (CREATE or DROP DATABASE)."""
     import asyncpg
 
     connection = await asyncpg.connect(server_url + "/postgres")
@@ -168,12 +169,12 @@ async def _admin(server_url: str, statement: str) -> None:
 def database(server_url: str = SHARED_POSTGRES) -> Iterator[str]:
     """A fresh, empty database on `server_url`, dropped afterwards."""
     name = f"stamp_scale_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin(server_url, f'CREATE DATABASE "{name}"'))
     try:
         yield f"{server_url}/{name}"
     finally:
         with suppress(Exception):
-            asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            asyncio.run(admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def _as_postgres(command: list[str]) -> list[str]:

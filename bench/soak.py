@@ -45,7 +45,7 @@ import orjson
 
 from bench import cluster
 from bench.payloads import signed_orders
-from bench.stream import _signed, refund_payload
+from bench.stream import refund_payload, signed
 
 JUDGEME_TOKEN = "jm_soak_private_token_0123456789"
 MIX = (
@@ -206,7 +206,7 @@ async def run_load(
                 part = known.refunds[order["id"]]
                 known.refunds[order["id"]] += 1
                 refund = refund_payload(order, order["id"] * 10 + part, Decimal("0.5"))
-                body, headers = _signed(
+                body, headers = signed(
                     "refunds/create", refund, cluster.SECRET, cluster.SHOP_DOMAIN,
                     str(uuid.uuid4()),
                 )  # fmt: skip

@@ -38,9 +38,10 @@ class Delivery:
     lane: int  # deliveries of one buyer share a lane, so they keep their relative order
 
 
-def _signed(
+def signed(
     topic: str, payload: Any, secret: str, shop: str, webhook_id: str
 ) -> tuple[bytes, dict[str, str]]:
+    """A body and headers signed exactly as Shopify signs them."""
     body = orjson.dumps(payload)
     return body, {
         "Content-Type": "application/json",
@@ -97,12 +98,12 @@ def mixed_stream(
         lane.append(Delivery("orders/paid", signed.body, signed.headers, signed.buyer_key))
         order = orjson.loads(signed.body)
         if rng.random() < redeliver:
-            body, headers = _signed("orders/paid", order, secret, shop, str(uuid.uuid4()))
+            body, headers = signed("orders/paid", order, secret, shop, str(uuid.uuid4()))
             lane.append(Delivery("orders/paid", body, headers, signed.buyer_key))
         if rng.random() < refunds:
             for part, share in enumerate(("0.5", "0.5")[: rng.choice((1, 2))]):
                 refund = refund_payload(order, order["id"] * 10 + part, Decimal(share))
-                body, headers = _signed("refunds/create", refund, secret, shop, str(uuid.uuid4()))
+                body, headers = signed("refunds/create", refund, secret, shop, str(uuid.uuid4()))
                 # A refund may reach Stamp before its order (it goes first in the lane).
                 place = 0 if rng.random() < 0.3 else len(lane)
                 lane.insert(place, Delivery("refunds/create", body, headers, signed.buyer_key))

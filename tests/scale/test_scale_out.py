@@ -89,7 +89,7 @@ def redis() -> Any:
     if shutil.which("redis-server") is None:
         service_missing("redis-server", FileNotFoundError("redis-server"))
     try:
-        asyncio.run(cluster._admin(cluster.SHARED_POSTGRES, "SELECT 1"))
+        asyncio.run(cluster.admin(cluster.SHARED_POSTGRES, "SELECT 1"))
     except Exception as exc:
         service_missing("PostgreSQL at " + cluster.SHARED_POSTGRES, exc)
     with cluster.redis_server() as server:
