@@ -92,21 +92,21 @@ def mixed_stream(
     """`orders` paid orders plus refunds, re-sends and re-deliveries, shuffled per buyer."""
     rng = random.Random(seed)
     per_buyer: dict[int, list[Delivery]] = {}
-    for signed in signed_orders(orders, secret=secret, shop_domain=shop, seed=seed,
-                                new_buyer_share=0.5, target_bytes=1024):  # fmt: skip
-        lane = per_buyer.setdefault(signed.buyer_key, [])
-        lane.append(Delivery("orders/paid", signed.body, signed.headers, signed.buyer_key))
-        order = orjson.loads(signed.body)
+    for request in signed_orders(orders, secret=secret, shop_domain=shop, seed=seed,
+                                 new_buyer_share=0.5, target_bytes=1024):  # fmt: skip
+        lane = per_buyer.setdefault(request.buyer_key, [])
+        lane.append(Delivery("orders/paid", request.body, request.headers, request.buyer_key))
+        order = orjson.loads(request.body)
         if rng.random() < redeliver:
             body, headers = signed("orders/paid", order, secret, shop, str(uuid.uuid4()))
-            lane.append(Delivery("orders/paid", body, headers, signed.buyer_key))
+            lane.append(Delivery("orders/paid", body, headers, request.buyer_key))
         if rng.random() < refunds:
             for part, share in enumerate(("0.5", "0.5")[: rng.choice((1, 2))]):
                 refund = refund_payload(order, order["id"] * 10 + part, Decimal(share))
                 body, headers = signed("refunds/create", refund, secret, shop, str(uuid.uuid4()))
                 # A refund may reach Stamp before its order (it goes first in the lane).
                 place = 0 if rng.random() < 0.3 else len(lane)
-                lane.insert(place, Delivery("refunds/create", body, headers, signed.buyer_key))
+                lane.insert(place, Delivery("refunds/create", body, headers, request.buyer_key))
     stream: list[Delivery] = []
     lanes = list(per_buyer.values())
     while lanes:
