@@ -147,12 +147,15 @@ def _members_with_email(env: dict[str, str]) -> int:
     return int(output.strip().splitlines()[-1])
 
 
+BULK_JOBS = "POST /api/profile-bulk-import-jobs"
+
+
 def worker_kill(workdir: Path, orders: int = 300, settle: float = 480.0) -> Verdict:
     from tests.integrations.fake_klaviyo import KEY, FakeKlaviyo
 
     verdict = Verdict("worker-kill")
     stream = mixed_stream(orders, secret=cluster.SECRET, shop=cluster.SHOP_DOMAIN, seed=31)
-    fake = FakeKlaviyo(job_seconds=8.0).start()
+    fake = FakeKlaviyo(job_seconds=15.0).start()
     try:
         with cluster.redis_server() as redis, cluster.database() as url:
             env = _klaviyo_env(url, redis.url, fake.base_url)
@@ -161,12 +164,13 @@ def worker_kill(workdir: Path, orders: int = 300, settle: float = 480.0) -> Verd
                 asyncio.run(send(running.base_url, stream, concurrency=8))
                 members = _members_with_email(env)
                 cluster.task(env, "klaviyo-connect", str(shop_id), KEY)
-                deadline = time.monotonic() + 60
-                while not cluster.task(env, "backlog", str(shop_id))["leased"]:
+                # Mid-job: a bulk import job was created and the run is waiting for it.
+                deadline = time.monotonic() + 120
+                while not fake.snapshot()["requests"].get(BULK_JOBS):
                     if time.monotonic() > deadline:
-                        raise RuntimeError("no worker took the Klaviyo sync within 60 s")
-                    time.sleep(0.5)
-                time.sleep(1.0)  # inside the run: the bulk import job is in flight
+                        raise RuntimeError("no worker started a Klaviyo import within 120 s")
+                    time.sleep(0.1)
+                time.sleep(0.5)
                 victims = running.pids("worker")
                 for pid in victims:
                     os.kill(pid, signal.SIGKILL)
