@@ -79,6 +79,9 @@ def serve(
     port: Annotated[int, typer.Option()] = 8000,
     workers: Annotated[int, typer.Option(help="In-process job threads (0: none)")] = 2,
     web_processes: Annotated[int, typer.Option("--web-processes")] = 1,
+    healthcheck_timeout: Annotated[
+        int, typer.Option(help="Seconds a web process may take to answer uvicorn's ping")
+    ] = 30,
 ) -> None:
     """Serve the web app, with an in-process job consumer for the embedded default.
 
@@ -114,6 +117,9 @@ def serve(
             log_config=logging_config(settings),
             access_log=False,
             proxy_headers=True,
+            # uvicorn's 5 s default kills a process still starting on a busy box, and its
+            # replacement, and so on; 30 s still replaces a hung process.
+            timeout_worker_healthcheck=healthcheck_timeout,
         )
     finally:
         if consumer is not None:
