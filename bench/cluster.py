@@ -347,7 +347,7 @@ def deployment(
                 and len(running.pids("web")) >= web
             )
 
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180
         while True:
             try:
                 if up():
@@ -355,7 +355,7 @@ def deployment(
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"scale.sh not ready in 90 s:\n{log.read_text()[-3000:]}")
+                raise RuntimeError(f"scale.sh not ready in 180 s:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
         time.sleep(1.0)  # every web process, not just the first, finishes starting
         yield running
