@@ -382,7 +382,9 @@ def report(result: SoakResult, rss_growth: float) -> list[str]:
         lines.append(
             f"  {key:<14} {start:>8,} -> {end:>8,} ({result.rss_growth_pct.get(key, 0):+.1f}%)"
         )
-    lines.append(f"fake Shopify: {result.shopify}")
+    lines.append(
+        f"fake Shopify: {result.shopify['codes']} codes, answers {result.shopify['outcomes']}"
+    )
     lines.append(f"/metrics at the end: {result.metrics}")
     lines.append(f"stamp ledger verify: {result.ledger_verify}")
     lines.append(
