@@ -45,7 +45,7 @@ from typing import Any
 
 from bench import cluster
 from bench.soak import JUDGEME_TOKEN, fake_shopify, scrape
-from bench.stream import mixed_stream, send
+from bench.stream import SendReport, mixed_stream, send
 
 
 @dataclass
@@ -94,10 +94,15 @@ def postgres_restart(workdir: Path, orders: int = 200, down: float = 5.0) -> Ver
         with cluster.deployment(env, workdir, web=2, workers=2) as running:
 
             async def load_with_restart() -> Any:
+                progress = SendReport()
                 sending = asyncio.create_task(
-                    send(running.base_url, stream, concurrency=8, by_lane=False)
+                    send(running.base_url, stream, concurrency=8, by_lane=False, report=progress)
                 )
-                await asyncio.sleep(3.0)
+                # Mid-load whatever the machine's speed: a quarter of the stream is sent.
+                for _ in range(6000):  # polls for at most 5 minutes
+                    if progress.attempts >= len(stream) // 4 or sending.done():
+                        break
+                    await asyncio.sleep(0.05)
                 verdict.note(f"stopping PostgreSQL for {down:.0f} s mid-load")
                 await asyncio.to_thread(pg.restart, down)
                 verdict.note("PostgreSQL is back")

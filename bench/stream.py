@@ -139,6 +139,7 @@ async def send(
     max_attempts: int = 30,
     backoff: float = 0.25,
     request_timeout: float = 30.0,
+    report: SendReport | None = None,
 ) -> SendReport:
     """Post every delivery; retry like Shopify on 5xx, 429, timeouts and refused connections.
 
@@ -150,7 +151,7 @@ async def send(
     """
     import httpx
 
-    report = SendReport()
+    report = report if report is not None else SendReport()  # pass one to watch progress
     started = time.perf_counter()
     queues: list[list[Delivery]] = [[] for _ in range(concurrency)]
     answered: dict[str, asyncio.Event] = {}
