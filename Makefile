@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_DEV_ENV := STAMP_ENV=dev DATABASE_URL=sqlite:///var/stamp.db QUEUE_URL=sqlite:///var/queue.db
 
-.PHONY: dev test install lint typecheck check bench clean
+.PHONY: dev test install lint typecheck check bench soak faults clean
 
 $(BIN)/stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,18 @@ lint:
 typecheck:
 	$(BIN)/mypy
 
+# `make bench` runs every benchmark and prints one table (ONLY=intake,winback for some,
+# QUICK=1 for small sizes); results in var/bench/<timestamp>.json. See bench/README.md.
 bench: install
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.all $(if $(ONLY),--only $(ONLY)) $(if $(QUICK),--quick)
+
+# Mixed load on scripts/scale.sh (SECONDS=600 by default), then ledger verify and RSS.
+soak: install
+	$(BIN)/python -m bench.soak $(if $(SECONDS),--seconds $(SECONDS))
+
+# Fault scenarios on a throwaway PostgreSQL and Redis (never the shared ones).
+faults: install
+	$(BIN)/python -m bench.faults $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -81,11 +81,28 @@ def serve(
     port: Annotated[int, typer.Option()] = 8000,
     workers: Annotated[int, typer.Option(help="In-process job threads (0: none)")] = 2,
     web_processes: Annotated[int, typer.Option("--web-processes")] = 1,
+    healthcheck_timeout: Annotated[
+        int, typer.Option(help="Seconds a web process may take to answer uvicorn's ping")
+    ] = 30,
 ) -> None:
-    """Serve the web app, with an in-process job consumer for the embedded default."""
+    """Serve the web app, with an in-process job consumer for the embedded default.
+
+    With several web processes, metrics are shared through PROMETHEUS_MULTIPROC_DIR (a
+    fresh temporary directory unless the operator set one), so any process answers
+    /metrics for all of them.
+    """
+    import os
+    import tempfile
+
     import uvicorn
 
     from app.jobs import load_tasks
+    from app.observability.logs import configure_logging, logging_config
+
+    if web_processes > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="stamp-metrics-")
+    settings = get_settings()
+    configure_logging(settings)
     from app.queue import huey
 
     consumer = None
@@ -99,8 +116,12 @@ def serve(
             host=host,
             port=port,
             workers=web_processes if web_processes > 1 else None,
-            log_level="info",
+            log_config=logging_config(settings),
+            access_log=False,
             proxy_headers=True,
+            # uvicorn's 5 s default kills a process still starting on a busy box, and its
+            # replacement, and so on; 30 s still replaces a hung process.
+            timeout_worker_healthcheck=healthcheck_timeout,
         )
     finally:
         if consumer is not None:
@@ -122,9 +143,15 @@ def demo(
 def worker(
     workers: Annotated[int, typer.Option(help="Job threads")] = 4,
     burst: Annotated[bool, typer.Option(help="Run everything due, then exit")] = False,
+    periodic: Annotated[
+        bool, typer.Option(help="Also schedule the periodic jobs (one worker is enough)")
+    ] = True,
 ) -> None:
     """Run job consumers (Redis or SQLite queue, per QUEUE_URL)."""
     from app.jobs import load_tasks
+    from app.observability.logs import configure_logging
+
+    configure_logging(get_settings())
     from app.queue import huey, run_burst
 
     load_tasks()
@@ -132,7 +159,7 @@ def worker(
         executed = run_burst(huey)
         console.print(f"Ran {executed} job(s).")
         return
-    consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
+    consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=periodic)
     consumer.run()
 
 

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from app.errors import AppError
 from app.limits.body import BodySizeLimit
 from app.limits.rate import StorefrontRateLimit
+from app.observability.middleware import ObservabilityMiddleware
 from app.settings import Settings, get_settings
 from app.state import State, get_state
 
@@ -70,6 +71,7 @@ def _routes(settings: Settings) -> list[BaseRoute]:
     from app.admin.routes import routes as admin_routes
     from app.api.routes import routes as api_routes
     from app.integrations.woocommerce.routes import routes as woocommerce_routes
+    from app.observability.routes import routes as observability_routes
     from app.referrals.routes import proxy_routes as referral_proxy_routes
     from app.shops.routes import routes as shop_routes
     from webhooks.routes import build_routes as webhook_routes
@@ -85,6 +87,7 @@ def _routes(settings: Settings) -> list[BaseRoute]:
         *extra,
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        *observability_routes,
         *shop_routes,
         *webhook_routes(settings.BENCH_ENDPOINTS),
         *api_routes,
@@ -96,8 +99,12 @@ def _routes(settings: Settings) -> list[BaseRoute]:
 
 
 def _middleware(settings: Settings) -> list[Middleware]:
-    """Pure ASGI and cheap: they run in front of the webhook intake's hot path."""
+    """Pure ASGI and cheap: they run in front of the webhook intake's hot path.
+
+    Observability is outermost, so the 413s and 429s of the limits are counted and logged.
+    """
     return [
+        Middleware(ObservabilityMiddleware, access_log=settings.ACCESS_LOG),
         Middleware(
             BodySizeLimit,
             webhook_limit=settings.WEBHOOK_MAX_BODY_BYTES,

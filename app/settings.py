@@ -11,6 +11,7 @@ import base64
 import hashlib
 from enum import StrEnum
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,13 @@ class Settings(BaseSettings):
     SEGMENT_API_URL: str = "https://api.segment.io/v1"
     ALLOW_PRIVATE_URLS: bool = False
     WEBHOOK_BODY_RETENTION_DAYS: int = 30
+    # Logs: `json` (one object per line, with the request id) or `text`; Stamp's own access
+    # line per request replaces uvicorn's.
+    LOG_FORMAT: Literal["json", "text"] = "json"
+    LOG_LEVEL: str = "INFO"
+    ACCESS_LOG: bool = True
+    # Bearer token for GET /metrics; production serves no metrics without one.
+    METRICS_TOKEN: SecretStr | None = None
     HTTP_TIMEOUT_SECONDS: float = 10.0
     DB_POOL_SIZE: int = 10
     # Request bodies are refused (413) above these sizes, from Content-Length before reading.

@@ -95,6 +95,7 @@ PUBLIC = {
     ("MOUNT", "/widgets/static"),
     ("MOUNT", "/admin/static"),
     ("GET", "/admin/login"),
+    ("GET", "/metrics"),  # operators' figures: counts by route, never a shop's rows
 }
 # Path parameters the generic families know how to fill with B's ids.
 B_PATH_IDS = ("customer_id", "referral_id", "code", "path", "subscription_id", "delivery_id")
