@@ -33,6 +33,8 @@ class Operation:
     response: type[BaseModel] | None = None
     status_code: int = 200
     errors: Sequence[int] = field(default=(400, 401, 404, 422))
+    # Other success codes with the same body (e.g. 200 when a create finds the row exists).
+    also_succeeds_with: Sequence[int] = ()
 
 
 def _schema_ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
@@ -58,15 +60,16 @@ def build_document(operations: Sequence[Operation], version: str) -> dict[str, A
                 parameters.append(
                     {"name": name, "in": "query", "required": name in required, "schema": prop}
                 )
+        success = {
+            "description": "OK",
+            "content": {
+                "application/json": {
+                    "schema": _schema_ref(op.response, components) if op.response else {}
+                }
+            },
+        }
         responses: dict[str, Any] = {
-            str(op.status_code): {
-                "description": "OK",
-                "content": {
-                    "application/json": {
-                        "schema": _schema_ref(op.response, components) if op.response else {}
-                    }
-                },
-            }
+            str(status): success for status in (op.status_code, *op.also_succeeds_with)
         }
         for status in op.errors:
             responses[str(status)] = {

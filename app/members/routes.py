@@ -108,6 +108,7 @@ operations = [
         body=MemberIn,
         response=MemberOut,
         status_code=201,
+        also_succeeds_with=(200,),
         errors=(400, 401, 422),
     ),
     Operation(

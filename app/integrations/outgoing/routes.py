@@ -119,7 +119,7 @@ operations = [
         list_subscriptions,
         query=PageQuery,
         response=SubscriptionPage,
-        errors=(400, 401),
+        errors=(400, 401, 422),
     ),
     Operation(
         "DELETE",
@@ -147,7 +147,7 @@ operations = [
         path_params=("subscription_id",),
         query=PageQuery,
         response=DeliveryPage,
-        errors=(400, 401, 404),
+        errors=(400, 401, 404, 422),
     ),
     Operation(
         "POST",
