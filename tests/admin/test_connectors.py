@@ -15,26 +15,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.integrations.mailchimp import service as mailchimp_service
 from app.integrations.mailchimp import sync as mailchimp_sync
 from app.integrations.outgoing.schemas import EVENT_TYPES
-from app.ledger import service as ledger
 from app.models import (
     ConnectorConnection,
-    DeliveryStatus,
-    MemberEvent,
     OutgoingDelivery,
     Shop,
-    SubscriptionStatus,
     WebhookSubscription,
 )
-from app.models.base import utcnow
 from app.program.config import CustomActionRule
 from app.program.service import current_config, ensure_default_program, save_program
 from app.settings import Settings
 from app.state import State
-from tests.admin.support import bearer, field_error
-from tests.builders import create_member, create_shop, row_counts
+from tests.admin.support import HOOK, bearer, field_error, subscription_with_delivery
+from tests.builders import create_shop, row_counts
 
 PAGE = "/admin/integrations"
-HOOK = "https://93.184.215.14/stamp"  # a public address: the SSRF guard needs no DNS for it
 KEY = "0123456789abcdef0123456789abcdef-us6"
 MAILCHIMP = "https://us6.api.mailchimp.com/3.0"
 AUDIENCE = "a1b2c3d4e5"
@@ -42,42 +36,6 @@ KEY_REFUSED = (
     "Mailchimp refused the API key (401: Nope). Create an API key under Profile &gt; Extras &gt; "
     "API keys and connect Mailchimp again."
 )
-
-
-async def subscription_with_delivery(
-    session: AsyncSession, state: State, shop: Shop, *, status: str = SubscriptionStatus.active
-) -> tuple[int, int]:
-    """A subscription of `shop` and one failed delivery of the shop's first member event."""
-    member = await create_member(session, shop, customer_id="1", email="ann@example.com")
-    await ledger.post(session, shop.id, ledger.Posting(member.id, 50, "earn", f"o:{shop.id}"))
-    subscription = WebhookSubscription(
-        shop_id=shop.id,
-        url=HOOK,
-        events=["points.earned"],
-        secret_enc=state.cipher.encrypt("whsec_x"),
-        status=status,
-        disabled_reason="The receiver failed for 24 hours" if status == "disabled" else None,
-        created_at=utcnow(),
-    )
-    session.add(subscription)
-    await session.flush()
-    event_id = await session.scalar(
-        select(MemberEvent.id).where(MemberEvent.shop_id == shop.id).order_by(MemberEvent.id)
-    )
-    assert event_id is not None
-    delivery = OutgoingDelivery(
-        shop_id=shop.id,
-        subscription_id=subscription.id,
-        member_event_id=event_id,
-        event_type="points.earned",
-        status=DeliveryStatus.failed,
-        attempts=9,
-        response_status=500,
-        last_error="HTTP 500",
-    )
-    session.add(delivery)
-    await session.commit()
-    return subscription.id, delivery.id
 
 
 # --- outgoing webhooks ---------------------------------------------------------------------
