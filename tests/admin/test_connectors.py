@@ -53,6 +53,7 @@ async def test_a_subscription_is_added_and_its_secret_is_shown_only_once(
         headers=headers,
     )
     again = await client.get(PAGE, headers=headers)
+    reloaded = await client.get(f"{PAGE}/webhooks", headers=headers)
 
     assert created.status_code == 200
     await session.rollback()
@@ -66,6 +67,8 @@ async def test_a_subscription_is_added_and_its_secret_is_shown_only_once(
         "active",
     )
     assert secret not in again.text
+    assert reloaded.status_code == 200
+    assert secret not in reloaded.text
     assert f'id="subscription-{stored.id}"' in again.text
 
 
@@ -349,6 +352,7 @@ async def test_segment_connects_shows_the_url_and_secret_once_and_disconnects(
         headers=headers,
     )
     page = await client.get(PAGE, headers=headers)
+    reloaded = await client.get(f"{PAGE}/segment/connect", headers=headers)
     disconnected = await client.post(f"{PAGE}/segment/disconnect", headers=headers)
 
     assert '<option value="left_review">Left a review (left_review)</option>' in form.text
@@ -356,6 +360,7 @@ async def test_segment_connects_shows_the_url_and_secret_once_and_disconnects(
     assert f"Shared secret: <code>{secret}</code>" in connected.text
     assert f"/webhooks/segment/{shop.id}</code>" in connected.text
     assert secret not in page.text
+    assert (reloaded.status_code, secret in reloaded.text) == (200, False)
     assert "Product Reviewed → left_review" in page.text
     assert disconnected.status_code == 303
     assert disconnected.headers["location"] == f"{PAGE}?done=Segment+disconnected"

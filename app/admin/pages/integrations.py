@@ -192,6 +192,9 @@ async def disconnect(ctx: AdminContext) -> Response:
 
 routes: list[BaseRoute] = [
     Route("/admin/integrations", page(show), methods=["GET"]),
+    # A one-time secret is shown in the answer to the POST itself; reloading that address
+    # later shows the page again (without the secret) instead of 405.
+    Route("/admin/integrations/{kind}/connect", page(show), methods=["GET"]),
     Route("/admin/integrations/{kind}/connect", page(connect), methods=["POST"]),
     Route("/admin/integrations/{kind}/disconnect", page(disconnect), methods=["POST"]),
 ]

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.admin.edge import AdminContext, Refused, back_to, page
-from app.admin.pages.integrations import render
+from app.admin.pages.integrations import render, show
 from app.errors import AppError, NotFound
 from app.integrations.outgoing import service
 from app.integrations.outgoing.schemas import SubscriptionIn
@@ -116,6 +116,7 @@ async def replay(ctx: AdminContext) -> Response:
 
 routes: list[BaseRoute] = [
     Route("/admin/integrations/webhooks", page(create), methods=["POST"]),
+    Route("/admin/integrations/webhooks", page(show), methods=["GET"]),
     Route("/admin/integrations/webhooks/{subscription_id}", page(log), methods=["GET"]),
     Route("/admin/integrations/webhooks/{subscription_id}/delete", page(delete), methods=["POST"]),
     Route("/admin/integrations/webhooks/{subscription_id}/enable", page(enable), methods=["POST"]),
