@@ -21,11 +21,13 @@ from app.models import (
     Shop,
     WebhookSubscription,
 )
+from app.models.base import utcnow
 from app.program.config import CustomActionRule
 from app.program.service import current_config, ensure_default_program, save_program
 from app.settings import Settings
 from app.state import State
-from tests.admin.support import HOOK, bearer, field_error, subscription_with_delivery
+from tests.admin.support import HOOK, bearer, field_error, sign_in, subscription_with_delivery
+from tests.admin.test_queries import counted
 from tests.builders import create_shop, row_counts
 
 PAGE = "/admin/integrations"
@@ -412,3 +414,49 @@ async def test_a_bad_segment_mapping_or_secret_is_refused_and_nothing_is_stored(
     assert field_error(response.text, field) == message
     assert 'id="segment-secret"' not in response.text
     assert await row_counts(session) == before
+
+
+async def test_with_the_login_cookie_a_subscription_needs_the_page_csrf_token(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    shop = await create_shop(session, settings)
+    csrf = await sign_in(client, settings, shop)
+    form = {"url": HOOK, "events": ["points.earned"]}
+    before = await row_counts(session)
+
+    missing = await client.post(f"{PAGE}/webhooks", data=form)
+    unchanged = await row_counts(session)
+    created = await client.post(f"{PAGE}/webhooks", data={**form, "csrf_token": csrf})
+
+    assert missing.status_code == 403
+    assert "The form expired" in missing.text
+    assert unchanged == before
+    assert created.status_code == 200
+    assert f'name="csrf_token" value="{csrf}"' in created.text
+    assert 'id="webhook-secret"' in created.text
+
+
+async def test_the_integrations_page_statement_count_does_not_grow_with_subscriptions(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, state: State
+) -> None:
+    shop = await create_shop(session, settings)
+    headers = bearer(settings, shop)
+    counts = []
+    for _ in range(2):
+        for _ in range(3):
+            session.add(
+                WebhookSubscription(
+                    shop_id=shop.id,
+                    url=HOOK,
+                    events=["points.earned"],
+                    secret_enc=state.cipher.encrypt("whsec_x"),
+                    created_at=utcnow(),
+                )
+            )
+        await session.commit()
+        with counted(state) as statements:
+            response = await client.get(PAGE, headers=headers)
+        assert response.status_code == 200
+        counts.append(len(statements))
+
+    assert counts[0] == counts[1]
