@@ -460,3 +460,48 @@ async def test_the_integrations_page_statement_count_does_not_grow_with_subscrip
         counts.append(len(statements))
 
     assert counts[0] == counts[1]
+
+
+async def test_re_enabling_a_subscription_whose_url_is_now_private_is_refused(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, state: State
+) -> None:
+    shop = await create_shop(session, settings)
+    subscription_id, _ = await subscription_with_delivery(session, state, shop, status="disabled")
+    subscription = await session.get(WebhookSubscription, subscription_id)
+    assert subscription is not None
+    subscription.url = "https://10.0.0.7/hook"
+    await session.commit()
+    before = await row_counts(session)
+
+    response = await client.post(
+        f"{PAGE}/webhooks/{subscription_id}/enable", headers=bearer(settings, shop)
+    )
+
+    assert response.status_code == 422
+    assert field_error(response.text, f"subscription-{subscription_id}") == (
+        "The host 10.0.0.7 points at a private address"
+    )
+    assert await row_counts(session) == before
+    await session.rollback()
+    assert list(await session.execute(select(WebhookSubscription.status))) == [("disabled",)]
+
+
+async def test_a_mailchimp_account_without_an_audience_is_told_so(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    mailchimp: respx.MockRouter,
+) -> None:
+    shop = await create_shop(session, settings)
+    mailchimp.get("/lists").respond(200, json={"lists": []})
+    before = await row_counts(session)
+
+    response = await client.post(
+        f"{PAGE}/mailchimp/connect", data={"api_key": KEY}, headers=bearer(settings, shop)
+    )
+
+    assert response.status_code == 422
+    assert field_error(response.text, "mailchimp.api_key") == (
+        "This Mailchimp account has no audience yet"
+    )
+    assert await row_counts(session) == before
