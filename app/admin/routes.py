@@ -31,7 +31,16 @@ from app.admin.edge import (
     error_page,
     render_html,
 )
-from app.admin.pages import dead_letters, home, imports, integrations, members, program, referrals
+from app.admin.pages import (
+    dead_letters,
+    home,
+    imports,
+    integrations,
+    members,
+    program,
+    referrals,
+    webhooks,
+)
 from app.db import unit_of_work
 from app.errors import AppError
 from app.integrations.shopify import signing
@@ -160,4 +169,5 @@ routes: list[BaseRoute] = [
     *dead_letters.routes,
     *imports.routes,
     *integrations.routes,
+    *webhooks.routes,
 ]

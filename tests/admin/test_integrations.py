@@ -102,7 +102,11 @@ async def test_a_woocommerce_store_sees_its_connection(
     await sign_in(client, settings, shop)
     page = await client.get("/admin/integrations")
     assert "Store <strong>shop.example.com</strong>" in page.text
-    assert 'id="more-integrations"' in page.text
+    assert [f'id="{card}"' in page.text for card in ("webhooks", "mailchimp", "segment")] == [
+        True,
+        True,
+        True,
+    ]
 
 
 async def test_judgeme_disconnects_and_forgets_the_token(

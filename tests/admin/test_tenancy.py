@@ -8,13 +8,26 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import unit_of_work
+from app.integrations.mailchimp import service as mailchimp
+from app.integrations.segment import service as segment
 from app.ledger import service as ledger
-from app.models import DeadLetter, Referral, Shop
+from app.models import (
+    ConnectorConnection,
+    DeadLetter,
+    OutgoingDelivery,
+    Referral,
+    Shop,
+    WebhookSubscription,
+)
 from app.program.service import ensure_default_program
+from app.queue import huey
 from app.settings import Settings
-from tests.admin.support import OTHER, bearer, sign_in
+from app.state import State
+from tests.admin.support import HOOK, OTHER, bearer, sign_in, subscription_with_delivery
 from tests.builders import create_member, create_shop, row_counts
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "shopify" / "orders_paid.json"
@@ -121,3 +134,46 @@ async def test_the_preview_json_uses_only_the_signed_in_shop(
     unauthenticated = await client.post("/admin/program/preview", data={"preview_amount": "1"})
     assert unauthenticated.status_code == 401
     assert unauthenticated.json()["error"]["code"] == "not_signed_in"
+
+
+async def test_shop_b_subscriptions_deliveries_and_connections_are_out_of_shop_a_reach(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, state: State
+) -> None:
+    a, b, _ = await two_shops(session, settings)
+    subscription_id, delivery_id = await subscription_with_delivery(session, state, b)
+    async with unit_of_work(state.sessionmaker) as uow:
+        await mailchimp.save(
+            uow, state.cipher, b, "0123456789abcdef0123456789abcdef-us6", "b-audience"
+        )
+        await segment.connect(uow, state.cipher, settings, b, {}, shared_secret="b" * 32)
+    huey.flush()
+    csrf = await sign_in(client, settings, a)
+    before = await row_counts(session)
+    hooks = f"/admin/integrations/webhooks/{subscription_id}"
+
+    page = await client.get("/admin/integrations")
+    log = await client.get(hooks)
+    writes = [
+        await client.post(f"{hooks}/{action}", data={"csrf_token": csrf})
+        for action in ("delete", "enable", f"deliveries/{delivery_id}/replay")
+    ]
+    disconnects = [
+        await client.post(f"/admin/integrations/{kind}/disconnect", data={"csrf_token": csrf})
+        for kind in ("mailchimp", "segment")
+    ]
+
+    assert HOOK not in page.text
+    assert "b-audience" not in page.text
+    assert log.status_code == 404
+    assert [w.status_code for w in writes] == [404, 404, 404]
+    assert [d.status_code for d in disconnects] == [303, 303]
+    assert await row_counts(session) == before
+    await session.rollback()
+    statuses = await session.execute(
+        select(ConnectorConnection.kind, ConnectorConnection.status).order_by(
+            ConnectorConnection.kind
+        )
+    )
+    assert list(statuses) == [("mailchimp", "connected"), ("segment", "connected")]
+    assert list(await session.execute(select(WebhookSubscription.status))) == [("active",)]
+    assert list(await session.execute(select(OutgoingDelivery.status))) == [("failed",)]

@@ -586,12 +586,15 @@ async def admin_page_attack(
         "decision": "approve",
         "table": "members",
         "kind": "klaviyo",
+        "subscription_id": str(world.b_subscription_id),
+        "delivery_id": str(world.b_delivery_id),
     }
     # A search for part of B's email: echoed back as typed, but B's member must not match.
     url = fill_path(path, ids) + "?" + urlencode({"q": "b-shop.example", "customer_id": B_CUSTOMER})
     headers = {"Authorization": f"Bearer {session_token(world.settings, SHOP_A)}"}
     response = await send(client, method, url, headers, path)
-    if any(name in path for name in ("{member_id}", "{referral_id}", "{letter_id}")):
+    b_path_ids = ("{member_id}", "{referral_id}", "{letter_id}", "{subscription_id}")
+    if any(name in path for name in b_path_ids):
         assert response.status_code == 404, (path, response.status_code, response.text[:300])
     return [response]
 
