@@ -9,21 +9,19 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import and_, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import (
     DeadLetter,
     IntegrationConnection,
-    LedgerEntry,
     Member,
     Order,
     ProgramVersion,
     Referral,
 )
-from app.program.rules import EARNING_KINDS
+from app.rollups.repository import RollupRepository
 
-ISSUING_KINDS = (*sorted(EARNING_KINDS), "import", "adjust")
 REFERRAL_REVENUE_STATUSES = ("qualified", "completed")
 CENT = Decimal("0.01")
 
@@ -104,42 +102,10 @@ class AdminRepository:
         ).one()
         return Balances(int(row[0]), int(row[1]), int(row[2]))
 
-    def _points_columns(self) -> tuple[Any, Any]:
-        issued = func.coalesce(
-            func.sum(
-                case(
-                    (
-                        and_(
-                            LedgerEntry.kind.in_(ISSUING_KINDS),
-                            LedgerEntry.points > 0,
-                            LedgerEntry.status != "cancelled",
-                        ),
-                        LedgerEntry.points,
-                    ),
-                    else_=0,
-                )
-            ),
-            0,
-        )
-        redeemed = func.coalesce(
-            func.sum(case((LedgerEntry.kind == "redeem", -LedgerEntry.points), else_=0)), 0
-        )
-        return issued, redeemed
-
-    async def points_by_day(self, shop_id: int, start: datetime, end: datetime) -> list[DayRow]:
-        issued, redeemed = self._points_columns()
-        day = self._day(LedgerEntry.created_at).label("day")
-        rows = await self.session.execute(
-            select(day, issued, redeemed)
-            .where(
-                LedgerEntry.shop_id == shop_id,
-                LedgerEntry.created_at >= start,
-                LedgerEntry.created_at < end,
-            )
-            .group_by(day)
-            .order_by(day)
-        )
-        return [DayRow(self._as_date(d), (int(i), int(r))) for d, i, r in rows]
+    async def points_by_day(self, shop_id: int, first: date, last: date) -> list[DayRow]:
+        """Issued and redeemed per day, from the daily rollup (not the entries themselves)."""
+        rows = await RollupRepository(self.session).days(shop_id, first, last)
+        return [DayRow(day, (issued, redeemed)) for day, issued, redeemed in rows]
 
     async def new_members_by_day(
         self, shop_id: int, start: datetime, end: datetime
@@ -164,14 +130,34 @@ class AdminRepository:
 
     async def order_days(self, shop_id: int, start: datetime, end: datetime) -> list[OrderDay]:
         """Orders in the range per day and customer: one pass that feeds both the cohorts
-        (members vs others) and the revenue chart."""
+        (members vs others) and the revenue chart.
+
+        The orders are grouped first and each group looks up its member by primary key, so
+        the few thousand customers of a range never make the database read every member.
+        """
         day = self._day(Order.placed_at).label("day")
-        is_member = func.coalesce(Member.is_account, literal(False)).label("is_member")
-        rows = await self.session.execute(
-            select(day, Order.member_id, is_member, func.count(), func.sum(Order.total_amount))
-            .outerjoin(Member, Member.id == Order.member_id)
+        grouped = (
+            select(
+                day,
+                Order.member_id.label("member_id"),
+                func.count().label("orders"),
+                func.sum(Order.total_amount).label("revenue"),
+            )
             .where(self._orders_in(shop_id, start, end))
-            .group_by(day, Order.member_id, is_member)
+            .group_by(day, Order.member_id)
+            .subquery()
+        )
+        is_member = (
+            select(Member.is_account).where(Member.id == grouped.c.member_id).scalar_subquery()
+        )
+        rows = await self.session.execute(
+            select(
+                grouped.c.day,
+                grouped.c.member_id,
+                func.coalesce(is_member, literal(False)),
+                grouped.c.orders,
+                grouped.c.revenue,
+            )
         )
         return [
             OrderDay(self._as_date(d), member_id, bool(flag), int(count), money(revenue))

@@ -137,7 +137,7 @@ async def analytics(
 ) -> Analytics:
     repo = AdminRepository(session)
     start, end = period.start, period.end
-    points_days = await repo.points_by_day(shop.id, start, end)
+    points_days = await repo.points_by_day(shop.id, period.first, period.last)
     order_days = await repo.order_days(shop.id, start, end)
     # The range's totals are the sum of its days: one pass over the entries, not two.
     totals = PointsTotals(
