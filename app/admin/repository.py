@@ -5,7 +5,7 @@ of aggregate queries, never one per row."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,10 @@ from app.rollups.repository import RollupRepository
 
 REFERRAL_REVENUE_STATUSES = ("qualified", "completed")
 CENT = Decimal("0.01")
+# Up to this range the home page looks members up one by one (PostgreSQL measured:
+# 30 days of 200k orders over two years, 7k customers, about 4x faster than a hash join
+# over 100k members; 366 days, 86k customers, about 4x slower).
+LOOKUP_RANGE = timedelta(days=92)
 
 
 def money(value: Any) -> Decimal:
@@ -146,11 +150,19 @@ class AdminRepository:
             .group_by(day, Order.member_id)
             .cte("grouped")
         )
-        account = select(Member.is_account).where(Member.id == grouped.c.member_id)
-        flagged = select(
-            grouped,
-            func.coalesce(account.scalar_subquery(), literal(False)).label("flag"),
-        ).cte("flagged")
+        if end - start <= LOOKUP_RANGE:
+            account = select(Member.is_account).where(Member.id == grouped.c.member_id)
+            flagged = select(
+                grouped, func.coalesce(account.scalar_subquery(), literal(False)).label("flag")
+            ).cte("flagged")
+        else:
+            # A long range's customers are a good share of all members: one pass over the
+            # members (a hash join) beats a primary-key probe per customer.
+            flagged = (
+                select(grouped, func.coalesce(Member.is_account, literal(False)).label("flag"))
+                .outerjoin(Member, Member.id == grouped.c.member_id)
+                .cte("flagged")
+            )
         customers = (
             select(
                 flagged.c.member_id,
