@@ -36,3 +36,20 @@ def login_link(
         typer.echo(f"No installed shop {shop!r} is known to Stamp.", err=True)
         raise typer.Exit(code=EXIT_UNKNOWN_SHOP)
     typer.echo(link)
+
+
+@admin_cli.command("rebuild-rollups")
+def rebuild_rollups() -> None:
+    """Recompute the home page's daily points rollup of every shop from the ledger (the
+    backfill after restoring or bulk-loading entries outside the ledger service)."""
+    from app.cli import run_with_state
+    from app.db import unit_of_work
+    from app.rollups import service as rollups
+    from app.state import State
+
+    async def body(state: State) -> list[int]:
+        async with unit_of_work(state.sessionmaker) as session:
+            return await rollups.rebuild(session)
+
+    shops = run_with_state(body)
+    typer.echo(f"Rebuilt the daily points rollup of {len(shops)} shop(s).")

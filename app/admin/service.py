@@ -24,7 +24,6 @@ from app.admin.repository import (
     Balances,
     Cohort,
     DayRow,
-    OrderDay,
     PointsTotals,
 )
 from app.errors import ValidationFailed
@@ -137,8 +136,8 @@ async def analytics(
 ) -> Analytics:
     repo = AdminRepository(session)
     start, end = period.start, period.end
-    points_days = await repo.points_by_day(shop.id, start, end)
-    order_days = await repo.order_days(shop.id, start, end)
+    points_days = await repo.points_by_day(shop.id, period.first, period.last)
+    orders = await repo.order_figures(shop.id, start, end)
     # The range's totals are the sum of its days: one pass over the entries, not two.
     totals = PointsTotals(
         issued=sum(int(row.values[0]) for row in points_days),
@@ -150,56 +149,13 @@ async def analytics(
         balances=await repo.balances(shop.id),
         points=totals,
         point_value=point_value(config),
-        cohorts=cohorts(order_days),
+        cohorts=orders.cohorts,
         referrals=await repo.referral_revenue(shop.id, start, end),
         winback=await incentive_report(session, shop, start),
         points_days=points_days,
         member_days=await repo.new_members_by_day(shop.id, start, end),
-        revenue_days=revenue_by_day(order_days),
+        revenue_days=orders.revenue_days,
     )
-
-
-def cohorts(rows: Sequence[OrderDay]) -> dict[bool, Cohort]:
-    """Repeat purchase rate and revenue per customer, members (accounts) vs the others.
-
-    Orders without a member row each count as a one-order customer who is not a member.
-    """
-    per_member: dict[int, tuple[bool, int, Decimal]] = {}
-    result = {True: Cohort(0, 0, 0, Decimal("0.00")), False: Cohort(0, 0, 0, Decimal("0.00"))}
-    for row in rows:
-        if row.member_id is None:
-            other = result[False]
-            result[False] = Cohort(
-                other.customers + row.orders,
-                other.repeat_customers,
-                other.orders + row.orders,
-                other.revenue + row.revenue,
-            )
-            continue
-        _, orders, revenue = per_member.get(row.member_id, (row.is_member, 0, Decimal(0)))
-        per_member[row.member_id] = (row.is_member, orders + row.orders, revenue + row.revenue)
-    for flag, orders, revenue in per_member.values():
-        cohort = result[flag]
-        result[flag] = Cohort(
-            cohort.customers + 1,
-            cohort.repeat_customers + (orders >= 2),
-            cohort.orders + orders,
-            cohort.revenue + revenue,
-        )
-    return result
-
-
-def revenue_by_day(rows: Sequence[OrderDay]) -> list[DayRow]:
-    """Revenue per day: members (accounts), then everyone else."""
-    days: dict[date, tuple[Decimal, Decimal]] = {}
-    for row in rows:
-        member, other = days.get(row.day, (Decimal("0.00"), Decimal("0.00")))
-        if row.is_member:
-            member += row.revenue
-        else:
-            other += row.revenue
-        days[row.day] = (member, other)
-    return [DayRow(day, days[day]) for day in sorted(days)]
 
 
 def _daily(period: DateRange, rows: Sequence[DayRow], width: int) -> list[tuple[Any, ...]]:

@@ -20,6 +20,7 @@ from app.ledger.repository import BalanceDelta, LedgerRepository, lifetime_delta
 from app.models import EntryStatus, LedgerEntry, Member, Shop
 from app.models.base import utcnow
 from app.program.config import Tier
+from app.rollups import service as rollups
 
 
 class InsufficientPoints(Conflict):
@@ -78,6 +79,15 @@ async def post(session: AsyncSession, shop_id: int, posting: Posting) -> int | N
     if entry_id is None:
         return None
     await repo.move_balance(posting.member_id, _delta(posting.kind, posting.status, posting.points))
+    await rollups.record_entry(
+        session,
+        shop_id,
+        posting.member_id,
+        posting.created_at,
+        posting.kind,
+        posting.status,
+        posting.points,
+    )
     if posting.points > 0 and posting.kind in outbox.EARNING_KINDS:
         await outbox.record(
             session,
@@ -122,6 +132,15 @@ async def spend(session: AsyncSession, shop_id: int, posting: Posting) -> int | 
         return None
     if not await repo.spend(posting.member_id, -posting.points):
         raise InsufficientPoints(f"The balance does not cover {-posting.points} points")
+    await rollups.record_entry(
+        session,
+        shop_id,
+        posting.member_id,
+        posting.created_at,
+        posting.kind,
+        EntryStatus.available,
+        posting.points,
+    )
     await outbox.record(
         session,
         shop_id,
@@ -162,6 +181,9 @@ async def cancel_pending(session: AsyncSession, entry: LedgerEntry) -> bool:
     if not await repo.set_status(entry.id, EntryStatus.pending, EntryStatus.cancelled):
         return False
     await repo.move_balance(entry.member_id, BalanceDelta(pending=-entry.points))
+    await rollups.record_cancel(
+        session, entry.shop_id, entry.member_id, entry.created_at, entry.kind, entry.points
+    )
     return True
 
 

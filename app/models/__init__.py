@@ -29,6 +29,7 @@ from app.models.order import Order, OrderRefund
 from app.models.program import ProgramVersion
 from app.models.redemption import Redemption
 from app.models.referral import MemberFingerprint, Referral, ReferralClick, ReferralOffer
+from app.models.rollup import PointsDay
 from app.models.shop import OAuthState, Platform, Shop, ShopStatus
 from app.models.webhook import DeadLetter, WebhookDelivery
 from app.models.winback import WinbackModel, WinbackState, WinbackStatusChange
@@ -61,6 +62,7 @@ __all__ = [
     "OrderRefund",
     "OutgoingDelivery",
     "Platform",
+    "PointsDay",
     "ProgramVersion",
     "Redemption",
     "Referral",

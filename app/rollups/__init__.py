@@ -1,0 +1,1 @@
+"""Daily rollups of append-only facts, kept in the transaction that writes the fact."""

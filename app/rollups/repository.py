@@ -1,0 +1,97 @@
+"""SQL of the daily points rollup: one upsert per posting, a per-shop rebuild, range reads."""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import cache
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, insert, literal, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import LedgerEntry, PointsDay
+from app.rollups.rules import ISSUING_KINDS, SLOTS
+
+
+@cache
+def _upsert(dialect: str) -> Any:
+    """Built once per process: the posting hot path runs it on every entry."""
+    table: Any = PointsDay.__table__
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    return statement.on_conflict_do_update(
+        index_elements=("shop_id", "day", "slot"),
+        set_={
+            "issued": table.c.issued + statement.excluded.issued,
+            "redeemed": table.c.redeemed + statement.excluded.redeemed,
+        },
+    )
+
+
+class RollupRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def _dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
+    async def add(self, shop_id: int, day: date, slot: int, issued: int, redeemed: int) -> None:
+        await self.session.execute(
+            _upsert(self._dialect),
+            {"shop_id": shop_id, "day": day, "slot": slot, "issued": issued, "redeemed": redeemed},
+        )
+
+    def _entry_day(self) -> Any:
+        if self._dialect == "postgresql":
+            return func.date(func.timezone("UTC", LedgerEntry.created_at))
+        return func.date(LedgerEntry.created_at)
+
+    async def rebuild(self, shop_id: int) -> None:
+        """Replace the shop's rows by a computation from its ledger entries."""
+        await self.session.execute(delete(PointsDay).where(PointsDay.shop_id == shop_id))
+        day = self._entry_day()
+        slot = LedgerEntry.member_id % literal(SLOTS)
+        issued = func.coalesce(
+            func.sum(
+                case(
+                    (
+                        and_(
+                            LedgerEntry.kind.in_(ISSUING_KINDS),
+                            LedgerEntry.points > 0,
+                            LedgerEntry.status != "cancelled",
+                        ),
+                        LedgerEntry.points,
+                    ),
+                    else_=0,
+                )
+            ),
+            0,
+        )
+        redeemed = func.coalesce(
+            func.sum(case((LedgerEntry.kind == "redeem", -LedgerEntry.points), else_=0)), 0
+        )
+        source = (
+            select(literal(shop_id), day, slot, issued, redeemed)
+            .where(LedgerEntry.shop_id == shop_id)
+            .group_by(day, slot)
+        )
+        await self.session.execute(
+            insert(PointsDay).from_select(["shop_id", "day", "slot", "issued", "redeemed"], source)
+        )
+
+    async def days(self, shop_id: int, first: date, last: date) -> list[tuple[date, int, int]]:
+        """Issued and redeemed per day from `first` to `last` inclusive, days with rows only."""
+        rows = await self.session.execute(
+            select(PointsDay.day, func.sum(PointsDay.issued), func.sum(PointsDay.redeemed))
+            .where(PointsDay.shop_id == shop_id, PointsDay.day >= first, PointsDay.day <= last)
+            .group_by(PointsDay.day)
+            .order_by(PointsDay.day)
+        )
+        return [(day, int(issued), int(redeemed)) for day, issued, redeemed in rows]
+
+    async def shop_ids(self) -> list[int]:
+        """Shops that have ledger entries (what a full rebuild walks)."""
+        rows = await self.session.scalars(select(LedgerEntry.shop_id).distinct())
+        return list(rows)
