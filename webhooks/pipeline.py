@@ -72,10 +72,24 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# SQLSTATEs that mean "try the same thing again": deadlock detected, serialization failure.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Failures worth a platform retry: the database or network, never the payload."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
+    """Failures worth a platform retry: the database or network, never the payload.
+
+    A deadlock (two transactions locking the same member or rollup rows in opposite
+    orders) aborts one of them; that delivery is answered 503 and retried, not kept as a
+    dead letter.
+    """
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        original = exc.orig
+        code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+        if code in RETRYABLE_SQLSTATES:
+            return True
     return isinstance(exc, TRANSIENT_ERRORS)
 
 
