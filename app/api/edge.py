@@ -54,12 +54,29 @@ class ApiContext:
         return body_sha256(self.raw_body)
 
 
+NUL_MESSAGE = "Text may not contain the NUL character (\\u0000)"
+
+
+def has_nul(value: Any) -> bool:
+    """True if any string in a decoded JSON value (keys included) holds a NUL character:
+    PostgreSQL cannot store one in text, so it is refused at the edge, not as a 500."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(key) or has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(has_nul(item) for item in value)
+    return False
+
+
 def parse_body(raw: bytes, model: type[M]) -> M:
     """Parse and validate a JSON body; a 422 names the first field that is wrong."""
     try:
         data = orjson.loads(raw or b"null")
     except orjson.JSONDecodeError as exc:
         raise AppError("The request body is not valid JSON", code="invalid_json") from exc
+    if has_nul(data):
+        raise ValidationFailed(NUL_MESSAGE, code="validation_failed")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -89,6 +106,8 @@ def endpoint(
 ) -> Callable[[Request], Awaitable[Response]]:
     async def run(request: Request) -> Response:
         state = get_state(request)
+        if has_nul(dict(request.query_params)) or has_nul(dict(request.path_params)):
+            raise AppError(NUL_MESSAGE, code="invalid_request")
         async with unit_of_work(state.sessionmaker) as session:
             shop = await api_shop(request, session)
             result = await handler(ApiContext(request, state, session, shop))
