@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import statistics
@@ -33,6 +34,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -255,6 +257,7 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=200_000)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--json", default="", help="also write the figures here")
     args = parser.parse_args()
 
     from app import migrate
@@ -299,6 +302,18 @@ def main() -> None:
             f"LCP median {lcp:.0f} ms (target < 1500: {'MET' if lcp < 1500 else 'MISSED'}), "
             f"CLS worst {cls:.3f} (target < 0.05: {'MET' if cls < 0.05 else 'MISSED'})"
         )
+        if args.json:
+            figures = {
+                "members": args.members,
+                "entries": args.entries,
+                "days": args.days,
+                "p50_ms": p50,
+                "p99_ms": p99,
+                "lcp_ms": lcp,
+                "cls": cls,
+                "other_cores": used.other_cores,
+            }
+            Path(args.json).write_text(json.dumps(figures, indent=2))
     finally:
         if server is not None:
             server.should_exit = True

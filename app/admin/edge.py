@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from app.admin import auth
+from app.api.edge import NUL_MESSAGE, has_nul
 from app.db import unit_of_work
 from app.errors import AppError
 from app.models import Shop
@@ -177,10 +178,15 @@ def page(handler: Handler, *, json: bool = False) -> Callable[[Request], Awaitab
                     return RedirectResponse(bounce_url(request), status_code=302)
                 raise
             form = None
+            if has_nul(dict(request.query_params)) or has_nul(dict(request.path_params)):
+                raise AppError(NUL_MESSAGE, code="invalid_request")
             if request.method not in auth.SAFE_METHODS:
                 form = await request.form(max_part_size=8 * 1024 * 1024)
                 submitted = form.get(auth.CSRF_FIELD)
                 auth.check_csrf(request, who, submitted if isinstance(submitted, str) else None)
+                fields = [item for pair in form.multi_items() for item in pair]
+                if has_nul([item for item in fields if isinstance(item, str)]):
+                    raise AppError(NUL_MESSAGE, code="invalid_request")
             async with unit_of_work(state.sessionmaker) as session:
                 shop = await auth.admin_shop(session, who)
                 domain = shop.domain

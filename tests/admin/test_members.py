@@ -139,3 +139,26 @@ async def test_an_unknown_member_is_404(
     for path in ("/admin/members/999999", "/admin/members/abc"):
         response = await client.get(path, headers=bearer(settings, shop))
         assert response.status_code == 404
+
+
+async def test_text_with_a_nul_character_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    # Given a signed-in merchant (PostgreSQL cannot store NUL in text)
+    shop, ada = await with_ada(session, settings)
+    ada_id = ada.id
+    token = await sign_in(client, settings, shop)
+    before = await row_counts(session)
+
+    # When a search or a form carries one
+    search = await client.get("/admin/members", params={"q": "ada\x00"})
+    adjust = await client.post(
+        f"/admin/members/{ada_id}/adjust",
+        data={"csrf_token": token, "points": "5", "reason": "bonus\x00", "key": "nul-1"},
+    )
+
+    # Then both are refused with a clear message, and nothing was written
+    assert (search.status_code, adjust.status_code) == (400, 400)
+    assert "NUL character" in search.text
+    assert "NUL character" in adjust.text
+    assert await row_counts(session) == before

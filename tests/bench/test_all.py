@@ -103,3 +103,16 @@ def test_the_table_shows_verdicts_and_the_previous_run(tmp_path: Path) -> None:
                                 "met", "4", "s"]  # fmt: skip
     assert lines[3].split() == ["intake", "orders/s", "-", ">=", "1,000", "FAILED", "-",
                                 "timed", "out"]  # fmt: skip
+
+
+def test_admin_home_figures_carry_their_three_targets() -> None:
+    data = {"members": 100_000, "entries": 1_000_000, "days": 30, "p50_ms": 110.5,
+            "p99_ms": 301.0, "lcp_ms": 288.0, "cls": 0.0, "other_cores": 0.3}  # fmt: skip
+
+    figures = bench_all.admin_figures(data)
+
+    assert [(f.name, f.value, f.target, f.met) for f in figures] == [
+        ("home p99 server time, 100,000 members, 1,000,000 entries", 301.0, "< 300 ms", False),
+        ("home LCP (median of 5)", 288.0, "< 1500 ms", True),
+        ("home CLS (worst of 5)", 0.0, "< 0.05", True),
+    ]
