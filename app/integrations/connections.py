@@ -97,6 +97,25 @@ class ConnectorRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def lease_connected(
+        self, shop_id: int, now: datetime, until: datetime
+    ) -> tuple[str, ConnectorConnection | None]:
+        """The connection of an installed shop with its credential, leased for one sync run
+        until `until`; otherwise why not: "not_connected" or "busy" (another run holds it)."""
+        connection = await self.connection(shop_id)
+        shop = await self.session.get(Shop, shop_id)
+        if (
+            connection is None
+            or shop is None
+            or connection.secret_enc is None
+            or shop.status != ShopStatus.installed
+            or connection.status != ConnectionStatus.connected
+        ):
+            return "not_connected", None
+        if not await self.acquire_lease(shop_id, now, until):
+            return "busy", None
+        return "leased", connection
+
     async def release_lease(self, shop_id: int, held: datetime) -> None:
         await self.session.execute(
             update(ConnectorConnection)

@@ -34,7 +34,7 @@ from app.integrations.mailchimp.client import (
     MailchimpRejected,
 )
 from app.members.service import referral_url
-from app.models import ConnectionStatus, ConnectorKind, Shop, ShopStatus
+from app.models import ConnectionStatus, ConnectorKind, Shop
 from app.models.base import utcnow
 from app.program.service import config_of, current_version
 from app.state import State
@@ -319,18 +319,11 @@ async def sync_shop(
     lease = now + timedelta(seconds=options.lease_seconds)
     async with unit_of_work(state.sessionmaker) as session:
         repo = ConnectorRepository(session, KIND)
-        connection = await repo.connection(shop_id)
-        shop = await session.get(Shop, shop_id)
-        if (
-            connection is None
-            or shop is None
-            or connection.secret_enc is None
-            or shop.status != ShopStatus.installed
-            or connection.status != ConnectionStatus.connected
-        ):
-            return MailchimpReport(status="not_connected")
-        if not await repo.acquire_lease(shop_id, now, lease):
-            return MailchimpReport(status="busy")
+        status, connection = await repo.lease_connected(shop_id, now, lease)
+        if connection is None or connection.secret_enc is None:
+            return MailchimpReport(status=status)
+        shop = await session.get(Shop, shop_id)  # loaded by the lease check: no query
+        assert shop is not None
         settings: Mapping[str, Any] = dict(connection.settings or {})
         secret = connection.secret_enc
         version = await current_version(session, shop_id)

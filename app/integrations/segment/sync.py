@@ -28,7 +28,7 @@ from app.integrations.segment.client import (
     SegmentError,
 )
 from app.members.service import referral_url
-from app.models import ConnectionStatus, ConnectorKind, Shop, ShopStatus
+from app.models import ConnectionStatus, ConnectorKind, Shop
 from app.models.base import utcnow
 from app.state import State
 
@@ -121,18 +121,11 @@ async def sync_shop(
     lease = now + timedelta(seconds=options.lease_seconds)
     async with unit_of_work(state.sessionmaker) as session:
         repo = ConnectorRepository(session, KIND)
-        connection = await repo.connection(shop_id)
-        shop = await session.get(Shop, shop_id)
-        if (
-            connection is None
-            or shop is None
-            or connection.secret_enc is None
-            or shop.status != ShopStatus.installed
-            or connection.status != ConnectionStatus.connected
-        ):
-            return SegmentReport(status="not_connected")
-        if not await repo.acquire_lease(shop_id, now, lease):
-            return SegmentReport(status="busy")
+        status, connection = await repo.lease_connected(shop_id, now, lease)
+        if connection is None or connection.secret_enc is None:
+            return SegmentReport(status=status)
+        shop = await session.get(Shop, shop_id)  # loaded by the lease check: no query
+        assert shop is not None
         secret = connection.secret_enc
     client = SegmentClient(
         http=state.http,
