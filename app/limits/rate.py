@@ -32,7 +32,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.integrations.shopify.signing import verify_app_proxy
+from app.integrations.shopify.signing import APP_PROXY_VERIFIED_QUERY, verify_app_proxy
 
 logger = logging.getLogger("stamp.limits")
 
@@ -203,11 +203,15 @@ def client_key(
     *,
     secret: str,
     trusted_hops: int,
+    verified: bool | None = None,
 ) -> str:
-    """`customer:<shop>:<id>` for a signed-in shopper behind the app proxy, else `ip:<addr>`."""
+    """`customer:<shop>:<id>` for a signed-in shopper behind the app proxy, else `ip:<addr>`.
+
+    `verified` is the app-proxy signature check's result when the caller made it already.
+    """
     if path.startswith(PROXY_PREFIX):
         params = list(query)
-        if verify_app_proxy(secret, params):
+        if verified if verified is not None else verify_app_proxy(secret, params):
             values = dict(params)
             customer = values.get("logged_in_customer_id")
             if customer:
@@ -266,13 +270,20 @@ class StorefrontRateLimit:
             return
         headers = dict(scope["headers"])
         client = scope.get("client")
+        raw_query = scope.get("query_string", b"")
+        params = query_items(raw_query)
+        verified = scope["path"].startswith(PROXY_PREFIX) and verify_app_proxy(self.secret, params)
+        if verified:
+            # The app-proxy endpoints trust this instead of checking the signature again.
+            scope[APP_PROXY_VERIFIED_QUERY] = raw_query
         key = client_key(
             scope["path"],
-            query_items(scope.get("query_string", b"")),
+            params,
             client[0] if client else None,
             _text(headers.get(b"x-forwarded-for")),
             secret=self.secret,
             trusted_hops=self.trusted_hops,
+            verified=verified,
         )
         decision = await self.backend.take(key, self.rate, self.burst)
         if decision.allowed:

@@ -96,6 +96,11 @@ def app_proxy_signature(secret: str, params: Iterable[tuple[str, str]]) -> str:
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
+# ASGI scope key: the raw query string whose app-proxy signature an edge middleware
+# (the storefront rate limiter) already verified, so the endpoint need not check it again.
+APP_PROXY_VERIFIED_QUERY = "stamp.app_proxy_verified_query"
+
+
 def verify_app_proxy(secret: str, params: Iterable[tuple[str, str]]) -> bool:
     items = list(params)
     given = [value for key, value in items if key == "signature"]
