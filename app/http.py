@@ -21,6 +21,18 @@ def create_http_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
+MAX_RETRY_AFTER_SECONDS = 60.0
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """A 429's `Retry-After` in seconds (capped at a minute), or None when it has none."""
+    value = response.headers.get("Retry-After")
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER_SECONDS) if value else None
+    except ValueError:
+        return None
+
+
 def check_public_url(url: str, settings: Settings) -> str:
     """Refuse merchant-supplied URLs that point at private, loopback or link-local addresses."""
     parts = urlsplit(url)

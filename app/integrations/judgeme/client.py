@@ -15,20 +15,12 @@ from typing import Any
 import httpx
 
 from app.errors import AppError
+from app.http import retry_after
 
 Sleep = Callable[[float], Awaitable[None]]
 
 WEBHOOK_KEYS = ("review/created", "review/updated")
 MAX_ATTEMPTS = 4
-MAX_WAIT_SECONDS = 60.0
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return min(max(float(value), 0.0), MAX_WAIT_SECONDS) if value else None
-    except ValueError:
-        return None
 
 
 class JudgemeError(AppError):

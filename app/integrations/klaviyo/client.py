@@ -23,6 +23,7 @@ import httpx
 import orjson
 
 from app.errors import AppError
+from app.http import retry_after
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
@@ -124,14 +125,6 @@ def pacer_for(api_key: str, endpoint: str, limit: Limit) -> Pacer:
     fingerprint = hashlib.sha256(api_key.encode()).hexdigest()[:16]
     with _pacers_lock:
         return _pacers.setdefault((fingerprint, endpoint), Pacer(limit))
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return min(max(float(value), 0.0), MAX_WAIT_SECONDS) if value else None
-    except ValueError:
-        return None
 
 
 def error_detail(response: httpx.Response) -> tuple[str, list[Mapping[str, Any]]]:

@@ -21,12 +21,12 @@ import httpx
 import orjson
 
 from app.errors import AppError
+from app.http import retry_after
 from app.integrations.klaviyo.client import (
     BASE_BACKOFF_SECONDS,
     MAX_WAIT_SECONDS,
     RETRY_STATUSES,
     Sleep,
-    retry_after,
 )
 
 MAX_ATTEMPTS = 6

@@ -18,12 +18,12 @@ import httpx
 import orjson
 
 from app.errors import AppError
+from app.http import retry_after
 from app.integrations.klaviyo.client import (
     BASE_BACKOFF_SECONDS,
     MAX_WAIT_SECONDS,
     RETRY_STATUSES,
     Sleep,
-    retry_after,
 )
 
 MAX_BATCH_BYTES = 500_000 - 1_000
