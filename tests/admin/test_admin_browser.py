@@ -31,10 +31,10 @@ from app.models import DeadLetter, Shop
 from app.settings import Settings
 from app.state import State
 from tests.builders import shopify_webhook
-from tests.conftest import _TMP, make_settings, service_missing
+from tests.conftest import _TMP, make_settings
 from tests.referrals.conftest import deliver, order_payload, referral_shop
 from tests.referrals.test_attribution import RITA_ORDER, rita_has_ordered
-from tests.widgets.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.widgets.conftest import ARTIFACTS, launched_chromium
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -134,25 +134,7 @@ async def _arrange(settings: Settings) -> tuple[int, int, int]:
 def chromium() -> Iterator[Browser]:
     """Chromium for this module only: Playwright's sync API holds an event loop on the main
     thread while it runs, so it is stopped before the next module's async tests."""
-    if not CHROMIUM.exists():
-        service_missing("Chromium", FileNotFoundError(f"{CHROMIUM} (apt-get install chromium)"))
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError as exc:
-        service_missing("Playwright for Python", exc)
-        raise
-    with sync_playwright() as playwright:
-        try:
-            launched = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-            )
-        except Error as exc:
-            service_missing("Chromium", exc)
-            raise
-        try:
-            yield launched
-        finally:
-            launched.close()
+    yield from launched_chromium()
 
 
 @pytest.fixture(scope="module")

@@ -69,6 +69,12 @@ def storefront_url(fake: FakeLoyalty) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
+    yield from launched_chromium()
+
+
+def launched_chromium() -> Iterator[Browser]:
+    """Debian's headless Chromium through Playwright, closed afterwards; a missing browser
+    fails under CI and skips elsewhere. Shared by every browser fixture."""
     if not CHROMIUM.exists():
         service_missing("Chromium", FileNotFoundError(f"{CHROMIUM} (apt-get install chromium)"))
     try:
