@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -79,8 +80,15 @@ B_EMAIL = "beatrix@b-shop.example"
 B_NAME = "Beatrix"
 B_BALANCE = 7777
 B_REFERRAL = "BEEC0DE9"
-# What must never appear in an answer to shop A's credentials (lower-cased).
-B_MARKERS = (B_EMAIL, B_NAME.lower(), str(B_BALANCE), B_REFERRAL.lower())
+# What must never appear in an answer to shop A's credentials (lower-cased). The balance is
+# matched as a whole number, so a figure that merely contains its digits (a latency sum of
+# 0.0177771 on /metrics) is not mistaken for it, while 7777 and 7,777 still are.
+B_MARKERS = {
+    B_EMAIL: re.compile(re.escape(B_EMAIL)),
+    B_NAME.lower(): re.compile(re.escape(B_NAME.lower())),
+    str(B_BALANCE): re.compile(rf"(?<![\d.]){B_BALANCE // 1000},?{B_BALANCE % 1000:03d}(?!\d)"),
+    B_REFERRAL.lower(): re.compile(re.escape(B_REFERRAL.lower())),
+}
 
 GENERIC_PREFIXES = {
     "/api/v1/": "api_key",
@@ -298,7 +306,7 @@ async def snapshot_of_b(session: AsyncSession, world: World) -> dict[str, list[A
 
 def leaked(response: httpx.Response) -> list[str]:
     body = response.text.lower() + " " + response.headers.get("location", "").lower()
-    return [marker for marker in B_MARKERS if marker in body]
+    return [marker for marker, pattern in B_MARKERS.items() if pattern.search(body)]
 
 
 # --- how to attack each family --------------------------------------------------------------
@@ -615,6 +623,23 @@ async def public_attack(
 
 
 # --- the tests -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        ('{"balance": 7777}', ["7777"]),
+        ("<td>7,777 points</td>", ["7777"]),
+        ("balance 7777.00", ["7777"]),
+        ('stamp_http_request_seconds_sum{route="/metrics"} 0.0177771', []),
+        ("order 177770", []),
+        ("Hello BEATRIX", ["beatrix"]),
+    ],
+)
+def test_leak_check_matches_b_balance_as_a_number_not_as_digits(
+    body: str, found: list[str]
+) -> None:
+    assert leaked(httpx.Response(200, text=body)) == found
 
 
 def test_every_route_is_classified() -> None:
