@@ -9,6 +9,7 @@ rolled-back transaction never leaves a job behind.
 from __future__ import annotations
 
 import contextvars
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import cache
@@ -27,6 +28,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.settings import Settings, async_database_url
+
+logger = logging.getLogger("stamp.db")
 
 SessionMaker = async_sessionmaker[AsyncSession]
 WRITE_OPTION = "stamp_write_transaction"
@@ -121,8 +124,30 @@ async def unit_of_work(sessionmaker: SessionMaker) -> AsyncIterator[AsyncSession
                 raise
     finally:
         _after_commit.reset(token)
-    for callback in pending:
-        callback()
+    run_after_commit(pending)
+
+
+def run_after_commit(callbacks: list[Callable[[], Any]]) -> int:
+    """Run what waited for the commit; a failure is logged, never raised.
+
+    The commit has happened, so the caller's answer must say so: a queue that is down
+    (Redis restarting) only delays the job, because the periodic sweeps find every stale
+    sync mark, pending outgoing webhook and unfinished history import again. Returns how
+    many callbacks failed.
+    """
+    failed = 0
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            failed += 1
+            logger.exception("after-commit job not sent; the periodic sweep will send it")
+    if failed:
+        # Imported late: the metrics module must load after PROMETHEUS_MULTIPROC_DIR is set.
+        from app.observability.metrics import JOBS_NOT_SENT
+
+        JOBS_NOT_SENT.inc(failed)
+    return failed
 
 
 def dialect_insert(session: AsyncSession) -> Any:

@@ -6,11 +6,13 @@ import uuid
 from typing import Any
 
 import pytest
-from huey import Huey
+from huey import Huey, RedisHuey
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import unit_of_work
 from app.models import Shop
+from app.observability.metrics import JOBS_NOT_SENT
 from app.queue import enqueue, huey, make_huey, run_burst
 from app.settings import Settings
 from app.state import State
@@ -44,6 +46,29 @@ async def test_job_is_dropped_when_the_transaction_rolls_back(state: State, queu
     with pytest.raises(RuntimeError, match="boom"):
         await failing_work()
     assert queue.pending_count() == 0
+
+
+async def test_a_queue_that_is_down_does_not_undo_or_fail_a_committed_transaction(
+    state: State, session: AsyncSession
+) -> None:
+    # given a job whose queue refuses connections (Redis restarting)
+    down = RedisHuey(f"stamp-down-{uuid.uuid4().hex[:8]}", url="redis://127.0.0.1:1/0")
+
+    @down.task()
+    def unreachable(value: int) -> int:
+        return value
+
+    before = JOBS_NOT_SENT._value.get()
+
+    # when a unit of work commits a row and asks for that job
+    async with unit_of_work(state.sessionmaker) as work:
+        work.add(Shop(domain="queue-down.myshopify.com"))
+        enqueue(unreachable, 1)
+
+    # then the row stands, the caller got no error, and the lost send is counted
+    domains = await session.scalars(select(Shop.domain))
+    assert list(domains) == ["queue-down.myshopify.com"]
+    assert JOBS_NOT_SENT._value.get() == before + 1
 
 
 def test_enqueue_outside_a_unit_of_work_is_a_programming_error(queue: Huey) -> None:

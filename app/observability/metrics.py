@@ -39,6 +39,12 @@ HTTP_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
     registry=REGISTRY,
 )
+JOBS_NOT_SENT = Counter(
+    "stamp_jobs_not_sent",
+    "Jobs that could not be enqueued after their transaction committed (queue down); "
+    "the periodic sweeps send their work later.",
+    registry=REGISTRY,
+)
 WEBHOOK_LAG = Histogram(
     "stamp_webhook_lag_seconds",
     "Time from the platform triggering a webhook to Stamp receiving it (retries included).",
