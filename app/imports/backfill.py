@@ -43,8 +43,10 @@ from app.ledger import engine
 from app.ledger.engine import OrderOccasion
 from app.members.service import member_for_customer
 from app.models import LedgerEntry, Order, Platform, Shop, ShopStatus
+from app.models.base import utcnow
 from app.program.config import ProgramConfig
 from app.program.service import current_config
+from app.shops.repository import ShopRepository
 from app.state import State
 from webhooks.shopify.normalise import PayloadError, customer_event, order_event
 
@@ -320,6 +322,8 @@ async def backfill_shop(
     admin = client or await client_for_shop(state, shop_id)
     say = progress or (lambda message: None)
     report = BackfillReport()
+    async with unit_of_work(state.sessionmaker) as session:
+        await ShopRepository(session).history_import_started(shop_id, utcnow())
 
     say("Exporting customers from Shopify")
     operation = await bulk.run_query(admin, CUSTOMERS_QUERY)
@@ -335,6 +339,8 @@ async def backfill_shop(
             await _orders(state, shop.id, order_chunk, reward_past_orders, report)
             say(f"Orders: {report.orders} read")
 
+    async with unit_of_work(state.sessionmaker) as session:
+        await ShopRepository(session).history_import_finished(shop_id, utcnow())
     logger.info("Backfill of %s: %s", shop.domain, report)
     return report
 

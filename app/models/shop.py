@@ -47,6 +47,9 @@ class Shop(TimestampMixin, Base):
     webhook_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     installed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     uninstalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The history backfill sent at install: a lost job is found again by these marks.
+    history_import_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    history_imported_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class OAuthState(TimestampMixin, Base):

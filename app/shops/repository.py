@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import Select, bindparam, delete, select
+from sqlalchemy import Select, bindparam, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import OAuthState, Platform, Shop
+from app.models import OAuthState, Platform, Shop, ShopStatus
 
 
 @cache
@@ -105,6 +105,37 @@ class ShopRepository:
         shop.refresh_token_enc = refresh_token_enc
         shop.refresh_token_expires_at = refresh_token_expires_at
         await self.session.flush()
+
+    async def history_import_started(self, shop_id: int, at: datetime) -> None:
+        await self.session.execute(
+            update(Shop).where(Shop.id == shop_id).values(history_import_started_at=at)
+        )
+
+    async def history_import_finished(self, shop_id: int, at: datetime) -> None:
+        await self.session.execute(
+            update(Shop).where(Shop.id == shop_id).values(history_imported_at=at)
+        )
+
+    async def unfinished_history_imports(
+        self, installed_before: datetime, started_before: datetime
+    ) -> list[int]:
+        """Installed Shopify shops whose history import never finished and is not running:
+        installed before `installed_before`, not started or started before `started_before`."""
+        result = await self.session.execute(
+            select(Shop.id)
+            .where(
+                Shop.platform == Platform.shopify,
+                Shop.status == ShopStatus.installed,
+                Shop.history_imported_at.is_(None),
+                Shop.installed_at < installed_before,
+                or_(
+                    Shop.history_import_started_at.is_(None),
+                    Shop.history_import_started_at < started_before,
+                ),
+            )
+            .order_by(Shop.id)
+        )
+        return list(result.scalars())
 
     async def add_oauth_state(self, nonce: str, shop_domain: str) -> OAuthState:
         row = OAuthState(nonce=nonce, shop_domain=shop_domain.lower())

@@ -245,6 +245,7 @@ async def _activate(state: State, session: AsyncSession, domain: str, grant: Tok
         # History first: tiers, win-back and analytics start from the shop's past orders.
         from app.imports.tasks import backfill_shop_history
 
+        shop.history_imported_at = None  # the sweep sends the job again if this one is lost
         await session.flush()
         enqueue(backfill_shop_history, shop.id)
     return shop

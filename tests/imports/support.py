@@ -172,6 +172,7 @@ class FakeShopify:
 
     def __init__(self, router: respx.MockRouter) -> None:
         self.runs: list[dict[str, Any]] = []
+        self.router = router
         self.graphql = router.post(GRAPHQL).mock(side_effect=self.answer)
         router.get(CUSTOMERS_URL).mock(return_value=httpx.Response(200, text=CUSTOMERS))
         router.get(ORDERS_URL).mock(return_value=httpx.Response(200, text=ORDERS))

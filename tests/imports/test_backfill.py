@@ -7,12 +7,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import httpx
 import pytest
 import respx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.imports.backfill import BackfillReport, backfill_shop, order_payload
+from app.integrations.shopify.admin import AdminUnavailable
 from app.ledger import engine
 from app.models import Order, Shop
 from app.program.config import EarningTrigger, default_program
@@ -21,6 +23,7 @@ from app.settings import Settings
 from app.state import State
 from tests.builders import create_member, create_shop, row_counts
 from tests.imports.support import (
+    ORDERS_URL,
     FakeShopify,
     balances,
     entries,
@@ -234,3 +237,33 @@ def test_order_payload_uses_webhook_ids_and_current_quantities() -> None:
         }
     ]
     assert payload["financial_status"] == "paid"
+
+
+async def test_a_finished_backfill_marks_the_shop_imported(
+    state: State, session: AsyncSession, shopify: FakeShopify, shop_id: int
+) -> None:
+    # when the history is backfilled to the end
+    await backfill_shop(state, shop_id)
+
+    # then the shop says when the import started and that it finished after that
+    shop = await session.get(Shop, shop_id, populate_existing=True)
+    assert shop is not None
+    assert shop.history_import_started_at is not None
+    assert shop.history_imported_at is not None
+    assert shop.history_import_started_at <= shop.history_imported_at
+
+
+async def test_a_backfill_that_fails_part_way_leaves_the_shop_unfinished(
+    state: State, session: AsyncSession, shopify: FakeShopify, shop_id: int
+) -> None:
+    # given Shopify's orders export cannot be downloaded
+    shopify.router.get(ORDERS_URL).mock(return_value=httpx.Response(500))
+
+    # when the backfill runs
+    with pytest.raises(AdminUnavailable, match="failed with 500"):
+        await backfill_shop(state, shop_id)
+
+    # then the shop is marked started, not imported, so the hourly sweep sends it again
+    shop = await session.get(Shop, shop_id, populate_existing=True)
+    assert shop is not None
+    assert (shop.history_import_started_at is not None, shop.history_imported_at) == (True, None)

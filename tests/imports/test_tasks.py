@@ -68,3 +68,21 @@ def test_lost_token_cancels_without_retrying(monkeypatch: pytest.MonkeyPatch) ->
         tasks.backfill_shop_history.call_local(7)
 
     assert raised.value.retry is False
+
+
+def test_sweep_sends_the_job_again_for_each_unfinished_import(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given two shops whose import never finished
+    async def found(state: object) -> list[int]:
+        return [3, 8]
+
+    monkeypatch.setattr(tasks, "unfinished_imports", found)
+    sent: list[int] = []
+    monkeypatch.setattr(tasks, "backfill_shop_history", sent.append)
+
+    # when the hourly sweep runs
+    resent = tasks.resend_unfinished_history_imports.call_local()
+
+    # then each gets its backfill job again
+    assert (resent, sent) == ([3, 8], [3, 8])

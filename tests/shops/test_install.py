@@ -223,6 +223,7 @@ async def test_reinstall_reactivates_the_same_shop_and_keeps_its_program(
         shop_id = shop.id
         shop.status = ShopStatus.uninstalled
         shop.uninstalled_at = utcnow()
+        shop.history_imported_at = utcnow()
         await session.commit()
     shopify.routes["token"].mock(
         return_value=httpx.Response(
@@ -242,6 +243,8 @@ async def test_reinstall_reactivates_the_same_shop_and_keeps_its_program(
     assert [(s.id, s.status, s.uninstalled_at) for s in shops] == [
         (shop_id, ShopStatus.installed, None)
     ]
+    # and its history import is due again (the sweep resends it if the job is lost)
+    assert shops[0].history_imported_at is None
     assert shops[0].access_token_enc is not None
     assert shops[0].refresh_token_enc is not None
     assert state.cipher.decrypt(shops[0].access_token_enc) == "shpat_second"
