@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     SEGMENT_API_URL: str = "https://api.segment.io/v1"
     ALLOW_PRIVATE_URLS: bool = False
     WEBHOOK_BODY_RETENTION_DAYS: int = 30
+    # Order webhooks waiting together in one web process share a transaction, at most this
+    # many (webhooks/batch.py); 1 turns batching off.
+    WEBHOOK_BATCH_SIZE: int = 64
     # Logs: `json` (one object per line, with the request id) or `text`; Stamp's own access
     # line per request replaces uvicorn's.
     LOG_FORMAT: Literal["json", "text"] = "json"

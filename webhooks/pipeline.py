@@ -134,7 +134,7 @@ class ShopGate:
     accepts_unknown_shop: bool = False
 
 
-async def _find_shop(session: AsyncSession, gate: ShopGate) -> Shop | None:
+async def find_shop(session: AsyncSession, gate: ShopGate) -> Shop | None:
     """The shop, read with its current program version id (one statement for both)."""
     found = await ShopRepository(session).get_with_program(gate.domain, gate.platform)
     if found is None:
@@ -151,7 +151,7 @@ async def process(
     shop_id: int | None = None
     try:
         async with unit_of_work(state.sessionmaker) as session:
-            shop = await _find_shop(session, gate)
+            shop = await find_shop(session, gate)
             if shop is None:
                 if gate.accepts_unknown_shop:
                     # Nothing is held for a shop we never knew: the request is satisfied.

@@ -47,7 +47,8 @@ class Program:
     config: ProgramConfig
 
 
-async def _program(session: AsyncSession, shop: Shop) -> Program:
+async def program_for(session: AsyncSession, shop: Shop) -> Program:
+    """The shop's current program version (the default one made if it has none yet)."""
     version_id, config = await current_program(session, shop)
     if version_id is None:
         version = await ensure_default_program(session, shop)
@@ -143,7 +144,7 @@ async def order_paid(
     occasion: OrderOccasion,
     signals: OrderSignals | None = None,
 ) -> None:
-    program = await _program(session, shop)
+    program = await program_for(session, shop)
     config = program.config
     match = await members.member_for_customer(session, shop, event.customer, event.email)
     member = match.member
@@ -512,7 +513,7 @@ async def customer_changed(
     )
     if member is None or not is_new_account:
         return
-    program = await _program(session, shop)
+    program = await program_for(session, shop)
     signup = program.config.signup
     if not signup.enabled or signup.points <= 0:
         return
@@ -542,7 +543,7 @@ async def custom_action(
     session: AsyncSession, shop: Shop, member: Member, event: CustomAction
 ) -> LedgerEntry:
     """Reward a merchant-defined action once per idempotency key, within its limits."""
-    program = await _program(session, shop)
+    program = await program_for(session, shop)
     action = next((a for a in program.config.custom_actions if a.key == event.action), None)
     if action is None:
         raise AppError(

@@ -62,3 +62,17 @@ async def record(
         "created_at": utcnow(),
     }
     return (await session.execute(statement, values)).scalar_one_or_none() is not None
+
+
+async def record_many(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """`record` for many events at once (keys: those of `record`'s parameters); an event
+    whose unique id was recorded before is skipped, as there."""
+    if not rows:
+        return
+    table = Base.metadata.tables[MemberEvent.__tablename__]
+    statement = insert_ignoring_conflicts(session, table, ("shop_id", "unique_id"))
+    now = utcnow()
+    await session.execute(
+        statement,
+        [{"occurred_at": now, "created_at": now} | row for row in rows],
+    )

@@ -29,7 +29,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from app.db import dialect_insert, insert_ignoring_conflicts
-from app.models import Base, EntryStatus, LedgerEntry, Member
+from app.models import Base, EntryStatus, LedgerEntry, Member, Order, OrderRefund
 from app.models.base import utcnow
 from app.program.config import ProgramConfig, TierBasis
 from app.program.rules import window_start
@@ -95,6 +95,19 @@ class BalanceDelta:
     lifetime: int = 0
 
 
+def _changes(delta: BalanceDelta) -> dict[str, int]:
+    """The member columns a delta moves, by name (zero moves are left out)."""
+    return {
+        name: points
+        for name, points in (
+            ("points_balance", delta.available),
+            ("pending_points", delta.pending),
+            ("lifetime_points", delta.lifetime),
+        )
+        if points
+    }
+
+
 def lifetime_delta(kind: str, points: int) -> int:
     """Lifetime points: everything earned, net of reversals; spending and expiry never count."""
     if kind in EARNING_KINDS or kind == "reverse":
@@ -120,23 +133,46 @@ class LedgerRepository:
         result = await self.session.execute(statement, values)
         return result.scalar_one_or_none()
 
+    async def append_many(self, rows: list[dict[str, Any]]) -> set[str]:
+        """Insert many entries in one statement; the idempotency keys that were new."""
+        if not rows:
+            return set()
+        table = Base.metadata.tables[LedgerEntry.__tablename__]
+        statement = insert_ignoring_conflicts(
+            self.session, table, ("shop_id", "idempotency_key"), returning="idempotency_key"
+        )
+        result = await self.session.execute(statement, rows)
+        return set(result.scalars())
+
+    async def move_balances(self, deltas: list[tuple[int, BalanceDelta]]) -> None:
+        """`move_balance` for many members, one executemany per shape of change, in member
+        order (two transactions moving the same members lock them in the same order)."""
+        now = utcnow()
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for member_id, delta in sorted(deltas, key=lambda pair: pair[0]):
+            changes = _changes(delta)
+            if changes:
+                shapes.setdefault(tuple(changes), []).append(
+                    {"member_id": member_id, "now": now}
+                    | {f"delta_{name}": points for name, points in changes.items()}
+                )
+        for columns, parameters in shapes.items():
+            await self.session.execute(_move_balance_statement(columns), parameters)
+        for member_id, delta in deltas:
+            self._sync_loaded(member_id, _changes(delta), now)
+
     async def move_balance(self, member_id: int, delta: BalanceDelta) -> None:
         now = utcnow()
-        changes = {
-            name: points
-            for name, points in (
-                ("points_balance", delta.available),
-                ("pending_points", delta.pending),
-                ("lifetime_points", delta.lifetime),
-            )
-            if points
-        }
+        changes = _changes(delta)
         await self.session.execute(
             _move_balance_statement(tuple(changes)),
             {"member_id": member_id, "now": now, **{f"delta_{n}": p for n, p in changes.items()}},
         )
-        # The UPDATE is Core (built once); bring a loaded member up to date the way the ORM
-        # would, without marking it dirty (a flush must never write a balance back).
+        self._sync_loaded(member_id, changes, now)
+
+    def _sync_loaded(self, member_id: int, changes: dict[str, int], now: datetime) -> None:
+        """The UPDATE is Core (built once); bring a loaded member up to date the way the ORM
+        would, without marking it dirty (a flush must never write a balance back)."""
         member = self.session.identity_map.get(identity_key(Member, member_id))
         if member is not None:
             loaded = member.__dict__
@@ -254,6 +290,43 @@ class LedgerRepository:
             query = query.where(Member.shop_id == shop_id)
         result = await self.session.execute(query.order_by(Member.id))
         return list(result)
+
+
+class OrderRepository:
+    """Orders written many at a time (the batched earning path)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert_many(self, rows: list[dict[str, Any]]) -> set[str]:
+        """Insert orders Stamp has not seen; the order ids that were new."""
+        if not rows:
+            return set()
+        table = Base.metadata.tables[Order.__tablename__]
+        statement = insert_ignoring_conflicts(
+            self.session, table, ("shop_id", "order_id"), returning="order_id"
+        )
+        result = await self.session.execute(statement, rows)
+        return set(result.scalars())
+
+    async def refunded_before(self, shop_id: int, order_ids: list[str]) -> set[str]:
+        """Which of these orders already have refunds recorded (they arrived first)."""
+        result = await self.session.execute(
+            _orders_with_refunds(), {"shop_id": shop_id, "order_ids": order_ids}
+        )
+        return set(result.scalars())
+
+
+@cache
+def _orders_with_refunds() -> Select[Any]:
+    return (
+        select(OrderRefund.order_id)
+        .where(
+            OrderRefund.shop_id == bindparam("shop_id"),
+            OrderRefund.order_id.in_(bindparam("order_ids", expanding=True)),
+        )
+        .distinct()
+    )
 
 
 class ActivityRepository:

@@ -46,7 +46,8 @@ class Posting:
     created_at: datetime = field(default_factory=utcnow)
 
 
-def _delta(kind: str, status: str, points: int) -> BalanceDelta:
+def balance_delta(kind: str, status: str, points: int) -> BalanceDelta:
+    """How an entry of this kind and status moves the member's cached balances."""
     if status == EntryStatus.pending:
         return BalanceDelta(pending=points)
     if status == EntryStatus.available:
@@ -78,7 +79,8 @@ async def post(session: AsyncSession, shop_id: int, posting: Posting) -> int | N
     entry_id = await repo.append(values)
     if entry_id is None:
         return None
-    await repo.move_balance(posting.member_id, _delta(posting.kind, posting.status, posting.points))
+    delta = balance_delta(posting.kind, posting.status, posting.points)
+    await repo.move_balance(posting.member_id, delta)
     await rollups.record_entry(
         session,
         shop_id,

@@ -9,7 +9,7 @@ from sqlalchemy import Select, and_, bindparam, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import insert_if_absent
-from app.models import Member
+from app.models import Base, Member
 from app.models.base import utcnow
 from app.program.config import ProgramConfig
 
@@ -23,6 +23,27 @@ def _member_with_tier_points(bounded: bool | None) -> Select[Member, Any]:
     window = literal(0) if bounded is None else tier_points_expression(Member.id, bounded)
     return select(Member, window).where(
         Member.shop_id == bindparam("shop_id"), Member.customer_id == bindparam("customer_id")
+    )
+
+
+@cache
+def _customers_or_guests_with_tier_points(bounded: bool | None) -> Select[Member, Any]:
+    from app.ledger.repository import tier_points_expression
+
+    window = literal(0) if bounded is None else tier_points_expression(Member.id, bounded)
+    return (
+        select(Member, window)
+        .where(
+            Member.shop_id == bindparam("shop_id"),
+            or_(
+                Member.customer_id.in_(bindparam("customer_ids", expanding=True)),
+                and_(
+                    Member.customer_id.is_(None),
+                    Member.email.in_(bindparam("emails", expanding=True)),
+                ),
+            ),
+        )
+        .order_by(Member.id)
     )
 
 
@@ -46,6 +67,15 @@ def _by_customer_id_or_guest_email() -> Select[Member]:
         )
         .order_by(Member.id)
     )
+
+
+@cache
+def _insert_members(dialect: str, table: Any) -> Any:
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing().returning(table.c.id, table.c.customer_id)
 
 
 class MemberRepository:
@@ -92,6 +122,21 @@ class MemberRepository:
         ).first()
         return None if row is None else (row[0], max(int(row[1] or 0), 0))
 
+    async def customers_or_guests_with_tier_points(
+        self, shop_id: int, customer_ids: list[str], emails: list[str], config: ProgramConfig
+    ) -> list[tuple[Member, int]]:
+        """Members with these customer ids, and guest members with these emails, each with
+        their tier-window points (not clamped): what a batch of orders needs, in one query."""
+        from app.ledger.repository import tier_window_filter
+
+        window = tier_window_filter(config)
+        bounded, params = window if window is not None else (None, {})
+        result = await self.session.execute(
+            _customers_or_guests_with_tier_points(bounded),
+            {"shop_id": shop_id, "customer_ids": customer_ids, "emails": emails, **params},
+        )
+        return [(row[0], int(row[1] or 0)) for row in result]
+
     async def by_email(self, shop_id: int, email: str) -> list[Member]:
         result = await self.session.execute(
             select(Member)
@@ -110,6 +155,16 @@ class MemberWriter:
     async def insert_if_absent(self, **values: Any) -> Member | None:
         values.setdefault("created_at", utcnow())
         return await insert_if_absent(self.session, Member, **values)
+
+    async def insert_many(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """Insert members with customer ids in one statement, skipping any that exist (or
+        whose referral code is taken); customer id → new member id for those inserted."""
+        if not rows:
+            return {}
+        table = Base.metadata.tables[Member.__tablename__]
+        statement = _insert_members(self.session.get_bind().dialect.name, table)
+        result = await self.session.execute(statement, rows)
+        return {customer_id: member_id for member_id, customer_id in result}
 
     async def guest_by_email(self, shop_id: int, email: str) -> Member | None:
         result = await self.session.execute(

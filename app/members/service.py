@@ -104,6 +104,19 @@ async def _refresh_profile(member: Member, customer: CustomerInfo) -> bool:
     return became_account
 
 
+def profile_is_current(member: Member, customer: CustomerInfo) -> bool:
+    """True when `_refresh_profile` would change nothing on this member."""
+    if customer.is_account and not member.is_account:
+        return False
+    return all(getattr(member, name) == value for name, value in _profile(customer).items())
+
+
+def new_member_values(customer: CustomerInfo) -> dict[str, Any]:
+    """A new member's profile columns, every one present (absent ones as None)."""
+    profile = _profile(customer)
+    return {name: profile.get(name) for name in ("email", "first_name", "last_name", "phone")}
+
+
 @dataclass(frozen=True, slots=True)
 class MemberMatch:
     member: Member | None

@@ -43,6 +43,17 @@ class RollupRepository:
             {"shop_id": shop_id, "day": day, "slot": slot, "issued": issued, "redeemed": redeemed},
         )
 
+    async def add_many(self, rows: list[tuple[int, date, int, int, int]]) -> None:
+        """`add` for many (shop, day, slot) rows at once, in key order (a stable lock order)."""
+        if rows:
+            await self.session.execute(
+                _upsert(self._dialect),
+                [
+                    {"shop_id": s, "day": d, "slot": n, "issued": i, "redeemed": r}
+                    for s, d, n, i, r in sorted(rows)
+                ],
+            )
+
     def _entry_day(self) -> Any:
         if self._dialect == "postgresql":
             return func.date(func.timezone("UTC", LedgerEntry.created_at))

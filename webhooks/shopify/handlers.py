@@ -22,7 +22,7 @@ COMPLIANCE_TOPICS = frozenset({"customers/data_request", "customers/redact", "sh
 LIFECYCLE_TOPICS = frozenset({"app/uninstalled"})
 
 
-def _object(payload: Any) -> dict[str, Any]:
+def json_object(payload: Any) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise ValueError("expected a JSON object")
     return payload
@@ -30,7 +30,7 @@ def _object(payload: Any) -> dict[str, Any]:
 
 async def app_uninstalled(ctx: HandlerContext, payload: Any) -> None:
     """Stop using the credentials at once; keep the data until `shop/redact` asks otherwise."""
-    _object(payload)
+    json_object(payload)
     shop = ctx.shop
     shop.access_token_enc = None
     shop.refresh_token_enc = None
@@ -43,15 +43,15 @@ async def app_uninstalled(ctx: HandlerContext, payload: Any) -> None:
 
 
 async def customers_data_request(ctx: HandlerContext, payload: Any) -> None:
-    await privacy.export_customer(ctx.session, ctx.shop, _object(payload), ctx.delivery.body)
+    await privacy.export_customer(ctx.session, ctx.shop, json_object(payload), ctx.delivery.body)
 
 
 async def customers_redact(ctx: HandlerContext, payload: Any) -> None:
-    await privacy.redact_customer(ctx.session, ctx.shop, _object(payload), ctx.delivery.body)
+    await privacy.redact_customer(ctx.session, ctx.shop, json_object(payload), ctx.delivery.body)
 
 
 async def shop_redact(ctx: HandlerContext, payload: Any) -> None:
-    _object(payload)
+    json_object(payload)
     if ctx.shop.status == ShopStatus.installed:
         # Shopify does not send this after a reinstall; if it does, the merchant is back.
         logger.warning("shop/redact for %s while installed: data kept", ctx.shop.domain)
@@ -70,19 +70,20 @@ OCCASIONS = {
 async def order_topic(ctx: HandlerContext, payload: Any) -> None:
     """Every order topic lands here; the program's trigger decides which one earns."""
     topic = ctx.delivery.topic
-    event = order_event(topic, _object(payload))
+    event = order_event(topic, json_object(payload))
     occasion = OCCASIONS.get(topic, engine.OrderOccasion.updated)
-    signals = order_signals(_object(payload))
+    signals = order_signals(json_object(payload))
     await engine.apply(ctx.session, ctx.shop, event, occasion=occasion, signals=signals)
 
 
 async def refunds_create(ctx: HandlerContext, payload: Any) -> None:
-    event = refund_event(_object(payload), shop_currency=ctx.shop.currency)
+    event = refund_event(json_object(payload), shop_currency=ctx.shop.currency)
     await engine.apply(ctx.session, ctx.shop, event)
 
 
 async def customer_topic(ctx: HandlerContext, payload: Any) -> None:
-    await engine.apply(ctx.session, ctx.shop, customer_event(ctx.delivery.topic, _object(payload)))
+    event = customer_event(ctx.delivery.topic, json_object(payload))
+    await engine.apply(ctx.session, ctx.shop, event)
 
 
 async def email_marketing_consent(ctx: HandlerContext, payload: Any) -> None:
@@ -91,7 +92,7 @@ async def email_marketing_consent(ctx: HandlerContext, payload: Any) -> None:
 
     from app.integrations.connections import ConsentRepository
 
-    data = _object(payload)
+    data = json_object(payload)
     consent = data.get("email_marketing_consent")
     customer_id = data.get("customer_id")
     if not isinstance(consent, dict) or customer_id is None or not consent.get("state"):

@@ -9,11 +9,14 @@ from starlette.responses import JSONResponse, Response
 
 from app.integrations.shopify.signing import is_valid_shop_domain, verify_webhook
 from app.models import Platform
-from app.state import get_state
+from app.state import State, get_state
+from webhooks.batch import OrderBatcher
 from webhooks.pipeline import MAX_BODY_BYTES, Delivery, ShopGate, process
-from webhooks.shopify.handlers import COMPLIANCE_TOPICS, HANDLERS, LIFECYCLE_TOPICS
+from webhooks.shopify.handlers import COMPLIANCE_TOPICS, HANDLERS, LIFECYCLE_TOPICS, order_topic
 
 SOURCE = "shopify"
+# Topics that share a transaction with others of their kind when they arrive together.
+BATCHED_TOPICS = frozenset(topic for topic, handler in HANDLERS.items() if handler is order_topic)
 
 
 def _header(request: Request, name: str) -> str | None:
@@ -34,6 +37,15 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes | No
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _batcher(request: Request, state: State) -> OrderBatcher:
+    """This process's batcher for the app's State (made on first use, on the serving loop)."""
+    batcher: OrderBatcher | None = getattr(request.app.state, "order_batcher", None)
+    if batcher is None or batcher.state is not state:
+        batcher = OrderBatcher(state, HANDLERS, size=state.settings.WEBHOOK_BATCH_SIZE)
+        request.app.state.order_batcher = batcher
+    return batcher
 
 
 def _json(status_code: int, code: str, message: str) -> JSONResponse:
@@ -70,7 +82,10 @@ async def receive(request: Request) -> Response:
         accepts_when_uninstalled=topic in COMPLIANCE_TOPICS or topic in LIFECYCLE_TOPICS,
         accepts_unknown_shop=topic in COMPLIANCE_TOPICS,
     )
-    outcome = await process(state, gate, delivery, HANDLERS)
+    if topic in BATCHED_TOPICS and state.settings.WEBHOOK_BATCH_SIZE > 1:
+        outcome = await _batcher(request, state).submit(gate, delivery)
+    else:
+        outcome = await process(state, gate, delivery, HANDLERS)
     if outcome.status_code >= 500:
         return _json(outcome.status_code, "temporarily_unavailable", outcome.detail)
     if outcome.status_code >= 400:

@@ -1,0 +1,192 @@
+"""Group commit for order webhooks: deliveries that arrive together share one transaction.
+
+Under load a web process holds many order deliveries at once. Each is still verified on its
+own and answered only after the transaction holding its effects has committed, but the
+deliveries that wait while a batch is being written go into the next batch together
+(`app/ledger/batch.py` writes their common case with one statement per table). A delivery
+that arrives alone goes straight through `pipeline.process`, as before.
+
+If anything in a batch fails, nothing of it was committed: each delivery is processed
+again on its own by `pipeline.process`, which gives it its usual answer (dead letter,
+503 for Shopify to retry, 404 or 410 for a shop that is not installed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import insert_ignoring_conflicts, unit_of_work
+from app.ledger import engine
+from app.ledger.batch import OrderDelivery, apply_orders
+from app.models import Base, Shop, ShopStatus, WebhookDelivery
+from app.models.base import utcnow
+from app.referrals.service import order_signals
+from app.state import State
+from webhooks.pipeline import Delivery, Handler, Outcome, ShopGate, find_shop, parse_json, process
+from webhooks.shopify.handlers import OCCASIONS, json_object
+from webhooks.shopify.normalise import order_event
+
+logger = logging.getLogger("stamp.webhooks")
+
+
+@dataclass(slots=True)
+class _Waiting:
+    gate: ShopGate
+    delivery: Delivery
+    answer: asyncio.Future[Outcome]
+
+
+@dataclass(slots=True)
+class OrderBatcher:
+    """Collects a process's order deliveries; `lanes` batches are written at a time."""
+
+    state: State
+    handlers: dict[str, Handler]
+    size: int = 64
+    lanes: int = 2
+    _waiting: list[_Waiting] = field(default_factory=list)
+    _running: int = 0
+
+    async def submit(self, gate: ShopGate, delivery: Delivery) -> Outcome:
+        answer: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Waiting(gate, delivery, answer))
+        if self._running < self.lanes:
+            self._running += 1
+            asyncio.get_running_loop().create_task(self._lane())
+        return await answer
+
+    async def _lane(self) -> None:
+        try:
+            while self._waiting:
+                batch = self._waiting[: self.size]
+                del self._waiting[: self.size]
+                try:
+                    outcomes = await process_orders(
+                        self.state, [(one.gate, one.delivery) for one in batch], self.handlers
+                    )
+                except BaseException as exc:  # never leave a delivery without its answer
+                    for one in batch:
+                        if not one.answer.done():
+                            one.answer.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for one, outcome in zip(batch, outcomes, strict=True):
+                    if not one.answer.done():
+                        one.answer.set_result(outcome)
+        finally:
+            self._running -= 1
+
+
+@dataclass(slots=True)
+class _Parsed:
+    index: int
+    gate: ShopGate
+    delivery: Delivery
+    order: OrderDelivery
+
+
+def _parse(index: int, gate: ShopGate, delivery: Delivery) -> _Parsed | None:
+    """The delivery as an order event, or None when it must go alone (it will not parse)."""
+    try:
+        payload = json_object(parse_json(delivery.body))
+        event = order_event(delivery.topic, payload)
+    except Exception:
+        return None  # `process` keeps it as a dead letter, with the reason
+    occasion = OCCASIONS.get(delivery.topic, engine.OrderOccasion.updated)
+    order = OrderDelivery(event, occasion, lambda: order_signals(payload))
+    return _Parsed(index, gate, delivery, order)
+
+
+async def process_orders(
+    state: State, batch: list[tuple[ShopGate, Delivery]], handlers: dict[str, Handler]
+) -> list[Outcome]:
+    """Process order deliveries together; the outcome of each, in order."""
+    outcomes: list[Outcome | None] = [None] * len(batch)
+    if len(batch) > 1:
+        parsed = [
+            one
+            for index, (gate, delivery) in enumerate(batch)
+            if (one := _parse(index, gate, delivery)) is not None
+        ]
+        try:
+            async with unit_of_work(state.sessionmaker) as session:
+                await _apply_together(session, parsed, outcomes)
+        except Exception as exc:
+            logger.warning(
+                "a batch of %d order deliveries failed (%s: %s); each goes again alone",
+                len(batch),
+                type(exc).__name__,
+                exc,
+            )
+            outcomes = [None] * len(batch)
+    for index, (gate, delivery) in enumerate(batch):
+        if outcomes[index] is None:
+            outcomes[index] = await process(state, gate, delivery, handlers)
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+async def _apply_together(
+    session: AsyncSession, parsed: list[_Parsed], outcomes: list[Outcome | None]
+) -> None:
+    """Insert the deliveries, then apply the new ones per shop; fills in their outcomes."""
+    shops: dict[tuple[str, str], Shop | None] = {}
+    by_shop: dict[int, tuple[Shop, list[_Parsed]]] = {}
+    for one in parsed:
+        key = (one.gate.platform, one.gate.domain)
+        if key not in shops:
+            shops[key] = await find_shop(session, one.gate)
+        shop = shops[key]
+        if shop is None or shop.status != ShopStatus.installed:
+            continue  # goes alone: the shop's answer (404, 410) is the pipeline's to give
+        by_shop.setdefault(shop.id, (shop, []))[1].append(one)
+
+    for shop, group in by_shop.values():
+        fresh = await _insert_deliveries(session, shop.id, group)
+        new = {id(one) for one in fresh}
+        for one in group:
+            if id(one) not in new:
+                outcomes[one.index] = Outcome(200, "duplicate")
+        await apply_orders(session, shop, [one.order for one in fresh])
+        for one in fresh:
+            outcomes[one.index] = Outcome(200, "processed")
+
+
+async def _insert_deliveries(
+    session: AsyncSession, shop_id: int, group: list[_Parsed]
+) -> list[_Parsed]:
+    """Insert the group's deliveries in one statement; those that were new (the first of
+    any delivery id sent twice in one batch)."""
+    table = Base.metadata.tables[WebhookDelivery.__tablename__]
+    statement = insert_ignoring_conflicts(
+        session, table, ("shop_id", "source", "delivery_id"), returning="delivery_id"
+    )
+    now = utcnow()
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for one in group:
+        delivery = one.delivery
+        rows.setdefault(
+            (delivery.source, delivery.delivery_id),
+            {
+                "shop_id": shop_id,
+                "source": delivery.source,
+                "delivery_id": delivery.delivery_id,
+                "topic": delivery.topic,
+                "body": delivery.body if delivery.store_body else None,
+                "received_at": now,
+                "outcome": "processed",
+            },
+        )
+    inserted = set((await session.execute(statement, list(rows.values()))).scalars())
+    fresh: list[_Parsed] = []
+    for one in group:
+        key = one.delivery.delivery_id
+        if key in inserted:
+            inserted.discard(key)  # a second copy in this batch is a duplicate
+            fresh.append(one)
+    return fresh
