@@ -25,6 +25,7 @@ from app.ledger import engine
 from app.ledger.batch import OrderDelivery, apply_orders
 from app.models import Base, Shop, ShopStatus, WebhookDelivery
 from app.models.base import utcnow
+from app.observability.metrics import WEBHOOK_BATCH_SIZE
 from app.referrals.service import order_signals
 from app.state import State
 from webhooks.pipeline import Delivery, Handler, Outcome, ShopGate, find_shop, parse_json, process
@@ -107,6 +108,7 @@ async def process_orders(
     state: State, batch: list[tuple[ShopGate, Delivery]], handlers: dict[str, Handler]
 ) -> list[Outcome]:
     """Process order deliveries together; the outcome of each, in order."""
+    WEBHOOK_BATCH_SIZE.observe(len(batch))
     outcomes: list[Outcome | None] = [None] * len(batch)
     if len(batch) > 1:
         parsed = [

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -36,8 +36,7 @@ from app.program import rules
 from app.program.config import Participation, ProgramConfig
 from app.referrals.service import OrderSignals
 from app.rewards import service as rewards
-from app.rollups.repository import RollupRepository
-from app.rollups.rules import contribution, slot, utc_day
+from app.rollups import service as rollups
 
 
 class BatchConflict(RuntimeError):
@@ -85,6 +84,9 @@ async def apply_orders(
         await engine.apply(
             session, shop, item.event, occasion=item.occasion, signals=item.signals()
         )
+        # What one event changed is in the database before the next reads it, as it would
+        # be after its own commit (a later read may refresh an object from the database).
+        await session.flush()
     return written + alone
 
 
@@ -193,7 +195,10 @@ async def _earn_together(
     await LedgerRepository(session).move_balances(
         [(plan.member_id, balance_delta("earn", status, plan.points)) for plan in earning]
     )
-    await RollupRepository(session).add_many(_rollup_rows(shop.id, earning, status, now))
+    for plan in earning:
+        await rollups.record_entry(
+            session, shop.id, plan.member_id, now, "earn", status, plan.points
+        )
     await outbox.record_many(
         session,
         [_joined_row(shop.id, member_id, customer_id, is_account, now)
@@ -331,18 +336,6 @@ def _entry_row(
         "expires_at": None,
         "created_at": now,
     }
-
-
-def _rollup_rows(
-    shop_id: int, earning: list[_Plan], status: str, now: datetime
-) -> list[tuple[int, date, int, int, int]]:
-    totals: dict[tuple[date, int], int] = {}
-    for plan in earning:
-        issued, _ = contribution("earn", status, plan.points)
-        if issued:
-            key = (utc_day(now), slot(plan.member_id))
-            totals[key] = totals.get(key, 0) + issued
-    return [(shop_id, day, one, issued, 0) for (day, one), issued in totals.items()]
 
 
 def _joined_row(

@@ -45,6 +45,12 @@ JOBS_NOT_SENT = Counter(
     "the periodic sweeps send their work later.",
     registry=REGISTRY,
 )
+WEBHOOK_BATCH_SIZE = Histogram(
+    "stamp_webhook_batch_size",
+    "Order deliveries written in one transaction (webhooks/batch.py); 1 when alone.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+    registry=REGISTRY,
+)
 WEBHOOK_LAG = Histogram(
     "stamp_webhook_lag_seconds",
     "Time from the platform triggering a webhook to Stamp receiving it (retries included).",

@@ -1,4 +1,4 @@
-"""SQL of the daily points rollup: one upsert per posting, a per-shop rebuild, range reads."""
+"""SQL of the daily points rollup: one upsert per transaction, a per-shop rebuild, range reads."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import and_, case, delete, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app.models import LedgerEntry, PointsDay
 from app.rollups.rules import ISSUING_KINDS, SLOTS
@@ -29,6 +30,18 @@ def _upsert(dialect: str) -> Any:
     )
 
 
+def write_rollup_rows(session: Session, rows: list[tuple[int, date, int, int, int]]) -> None:
+    """Add (shop, day, slot, issued, redeemed) rows to the rollup, in one statement.
+
+    Synchronous: it runs inside a commit (`service._write_pending`), where the async
+    session's work is already on its own greenlet."""
+    dialect = session.get_bind().dialect.name
+    session.execute(
+        _upsert(dialect),
+        [{"shop_id": s, "day": d, "slot": n, "issued": i, "redeemed": r} for s, d, n, i, r in rows],
+    )
+
+
 class RollupRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -36,23 +49,6 @@ class RollupRepository:
     @property
     def _dialect(self) -> str:
         return self.session.get_bind().dialect.name
-
-    async def add(self, shop_id: int, day: date, slot: int, issued: int, redeemed: int) -> None:
-        await self.session.execute(
-            _upsert(self._dialect),
-            {"shop_id": shop_id, "day": day, "slot": slot, "issued": issued, "redeemed": redeemed},
-        )
-
-    async def add_many(self, rows: list[tuple[int, date, int, int, int]]) -> None:
-        """`add` for many (shop, day, slot) rows at once, in key order (a stable lock order)."""
-        if rows:
-            await self.session.execute(
-                _upsert(self._dialect),
-                [
-                    {"shop_id": s, "day": d, "slot": n, "issued": i, "redeemed": r}
-                    for s, d, n, i, r in sorted(rows)
-                ],
-            )
 
     def _entry_day(self) -> Any:
         if self._dialect == "postgresql":

@@ -1,15 +1,52 @@
 """Keep the daily points rollup equal to the ledger: the ledger service calls these in the
-posting's own transaction (one upsert per entry), and `rebuild` recomputes a shop from
-scratch (the backfill, and the repair if a rollup is ever suspected)."""
+posting's own transaction, and `rebuild` recomputes a shop from scratch (the backfill, and
+the repair if a rollup is ever suspected).
+
+A transaction's changes are added up in the session and written when it commits, in key
+order, with one statement: the rollup rows are the hottest in the database (every posting
+of a shop on one day shares 8 of them), so they are locked last, briefly, and always in the
+same order, and two transactions can never deadlock on them.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from app.rollups.repository import RollupRepository
+from app.rollups.repository import RollupRepository, write_rollup_rows
 from app.rollups.rules import contribution, slot, utc_day
+
+_PENDING = "stamp.rollups"
+Key = tuple[int, date, int]
+
+
+def _add(
+    session: AsyncSession, shop_id: int, day: date, member_id: int, issued: int, redeemed: int
+) -> None:
+    pending: dict[Key, tuple[int, int]] = session.info.setdefault(_PENDING, {})
+    key = (shop_id, day, slot(member_id))
+    before = pending.get(key, (0, 0))
+    pending[key] = (before[0] + issued, before[1] + redeemed)
+
+
+def _write_pending(session: Session) -> None:
+    """At commit, inside the transaction: the transaction's rollup changes, one statement."""
+    pending: dict[Key, tuple[int, int]] | None = session.info.pop(_PENDING, None)
+    if pending:
+        rows = [(*key, issued, redeemed) for key, (issued, redeemed) in sorted(pending.items())]
+        write_rollup_rows(session, rows)
+
+
+def _forget_pending(session: Session, *_: Any) -> None:
+    session.info.pop(_PENDING, None)
+
+
+event.listen(Session, "before_commit", _write_pending)
+event.listen(Session, "after_rollback", _forget_pending)
 
 
 async def record_entry(
@@ -24,9 +61,7 @@ async def record_entry(
     """Count a new ledger entry on its day (nothing to write if it counts as neither)."""
     issued, redeemed = contribution(kind, status, points)
     if issued or redeemed:
-        await RollupRepository(session).add(
-            shop_id, utc_day(created_at), slot(member_id), issued, redeemed
-        )
+        _add(session, shop_id, utc_day(created_at), member_id, issued, redeemed)
 
 
 async def record_cancel(
@@ -40,9 +75,7 @@ async def record_cancel(
     """A pending entry was cancelled: it no longer counts as issued on its day."""
     issued, _ = contribution(kind, "pending", points)
     if issued:
-        await RollupRepository(session).add(
-            shop_id, utc_day(created_at), slot(member_id), -issued, 0
-        )
+        _add(session, shop_id, utc_day(created_at), member_id, -issued, 0)
 
 
 async def rebuild(session: AsyncSession, shop_id: int | None = None) -> list[int]:
