@@ -70,13 +70,15 @@ class OrderBatcher:
                     outcomes = await process_orders(
                         self.state, [(one.gate, one.delivery) for one in batch], self.handlers
                     )
-                except BaseException as exc:  # never leave a delivery without its answer
+                except Exception as exc:  # never leave a delivery without its answer
                     for one in batch:
                         if not one.answer.done():
                             one.answer.set_exception(exc)
-                    if not isinstance(exc, Exception):
-                        raise
                     continue
+                except BaseException:  # cancelled (shutting down): so are the requests
+                    for one in batch:
+                        one.answer.cancel()
+                    raise
                 for one, outcome in zip(batch, outcomes, strict=True):
                     if not one.answer.done():
                         one.answer.set_result(outcome)
