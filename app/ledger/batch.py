@@ -52,12 +52,20 @@ class OrderDelivery:
     signals: Callable[[], OrderSignals]  # hashing the buyer's traits is left until needed
 
 
+@dataclass(frozen=True, slots=True)
+class _Buyer:
+    """Who an order of the batch is from: a customer (by id) or a guest (by email)."""
+
+    customer: CustomerInfo | None  # None: a guest checkout
+    email: str | None  # as the order gives it; a guest always has one
+
+
 @dataclass(slots=True)
 class _Plan:
     item: OrderDelivery
     event: OrderPaid
-    customer: CustomerInfo
-    member: Member | None  # None: a member is created for the order's customer
+    buyer: _Buyer
+    member: Member | None  # None: a member is created for the buyer
     window_points: int
     points: int
     basis: Decimal
@@ -90,43 +98,61 @@ async def apply_orders(
     return written + alone
 
 
-Together = list[tuple[OrderDelivery, OrderPaid, CustomerInfo]]
+Together = list[tuple[OrderDelivery, OrderPaid, _Buyer]]
 
 
 def _split(
     items: Sequence[OrderDelivery], config: ProgramConfig
 ) -> tuple[Together, list[OrderDelivery]]:
-    """Which events may earn together, judged on the event and the program alone."""
+    """Which events may earn together, judged on the event and the program alone.
+
+    No two of them share an order, a customer or an email: whichever came first would
+    decide what the other finds, so the second goes alone, after them.
+    """
     if config.referral.enabled or tier_window_filter(config) is None:
         return [], list(items)
+    accounts_only = config.participation is Participation.accounts_only
     together: Together = []
     alone: list[OrderDelivery] = []
-    customers: set[str] = set()
-    orders: set[str] = set()
+    seen: set[str] = set()
     for item in items:
         event = item.event
-        customer = event.customer if isinstance(event, OrderPaid) else None
+        buyer = _buyer(event) if isinstance(event, OrderPaid) else None
         if (
-            not isinstance(event, OrderPaid)
-            or customer is None
-            or not customer.customer_id
-            or customer.customer_id in customers
-            or event.order_id in orders
+            buyer is None
+            or not isinstance(event, OrderPaid)
             or event.cancelled
             or event.is_test
             or not engine.order_earns_now(event, item.occasion, config)
-            or (config.participation is Participation.accounts_only and not customer.is_account)
+            or (accounts_only and (buyer.customer is None or not buyer.customer.is_account))
         ):
             alone.append(item)
             continue
-        customers.add(customer.customer_id)
-        orders.add(event.order_id)
-        together.append((item, event, customer))
+        keys = {f"order:{event.order_id}"}
+        if buyer.customer is not None:
+            keys.add(f"customer:{buyer.customer.customer_id}")
+        if buyer.email:
+            keys.add(f"email:{_lookup_email(buyer.email)}")
+        if keys & seen:
+            alone.append(item)
+            continue
+        seen |= keys
+        together.append((item, event, buyer))
     return together, alone
 
 
-def _email(event: OrderPaid) -> str | None:
-    return (event.customer.email if event.customer else None) or event.email
+def _buyer(event: OrderPaid) -> _Buyer | None:
+    """The buyer as `members.member_for_customer` sees them; None for an order from no one."""
+    customer = event.customer
+    email = (customer.email if customer else None) or event.email
+    if customer is not None and customer.customer_id:
+        return _Buyer(customer, email)
+    return _Buyer(None, email) if email else None
+
+
+def _lookup_email(email: str) -> str:
+    """How `MemberRepository.by_email` compares an email."""
+    return email.strip().lower()
 
 
 async def _earn_together(
@@ -139,38 +165,39 @@ async def _earn_together(
     """Write the batch's common-case orders set-wise; return those written, and add the
     events that must go one by one to `alone`."""
     config = program.config
-    known = await MemberRepository(session).customers_or_guests_with_tier_points(
+    emails: set[str] = {buyer.email for _, _, buyer in together if buyer.email}
+    known = await MemberRepository(session).with_customer_ids_or_emails(
         shop.id,
-        [customer.customer_id for _, _, customer in together if customer.customer_id],
-        [email for _, event, _ in together if (email := _email(event))],
+        [
+            buyer.customer.customer_id
+            for _, _, buyer in together
+            if buyer.customer is not None and buyer.customer.customer_id
+        ],
+        sorted(emails | {_lookup_email(email) for email in emails}),
         config,
     )
-    by_customer = {member.customer_id: (member, points) for member, points in known}
-    guest_emails = {member.email for member, _ in known if member.customer_id is None}
     refunded = await OrderRepository(session).refunded_before(
         shop.id, [event.order_id for _, event, _ in together]
     )
 
     plans: list[_Plan] = []
-    for item, event, customer in together:
-        found = by_customer.get(customer.customer_id)
+    for item, event, buyer in together:
         if event.order_id in refunded:
             alone.append(item)  # the earning must reverse those refunds at once
             continue
-        if found is None:
-            if _email(event) in guest_emails:
-                alone.append(item)  # the new customer claims a guest member's points
-                continue
-            member, window_points = None, 0
-        else:
-            member, window_points = found
-            if not members.profile_is_current(member, customer):
+        found = _member_of(buyer, known)
+        if found is _CLAIMS_GUEST:
+            alone.append(item)  # the new customer takes over a guest member and its points
+            continue
+        member, window_points = found if isinstance(found, tuple) else (None, 0)
+        if member is not None and buyer.customer is not None:
+            if not members.profile_is_current(member, buyer.customer):
                 alone.append(item)  # the member's profile is updated on the way
                 continue
         tier = rules.tier_for(max(window_points, 0), config)
         points = rules.order_earning(event, config, rules.tier_multiplier(tier)) or 0
         basis = rules.earning_basis(event, config)
-        plans.append(_Plan(item, event, customer, member, window_points, points, basis))
+        plans.append(_Plan(item, event, buyer, member, window_points, points, basis))
 
     now = utcnow()
     release_at = rules.pending_release_at(now, config)
@@ -201,8 +228,8 @@ async def _earn_together(
         )
     await outbox.record_many(
         session,
-        [_joined_row(shop.id, member_id, customer_id, is_account, now)
-         for customer_id, (member_id, is_account) in created.items()]
+        [_joined_row(shop.id, row["id"], row["customer_id"], row["is_account"], now)
+         for row in created]
         + [_earned_row(shop.id, entry) for entry in entries],
     )  # fmt: skip
 
@@ -224,6 +251,30 @@ async def _earn_together(
                 session, plan.member_id, config, program.version_id, window_points
             )
     return [plan.item for plan in plans]
+
+
+_CLAIMS_GUEST = object()
+
+
+def _member_of(
+    buyer: _Buyer, known: list[tuple[Member, int]]
+) -> tuple[Member, int] | object | None:
+    """The buyer's member and tier-window points as `member_for_customer` would find it:
+    None when a new member is made, `_CLAIMS_GUEST` when a guest member would be claimed."""
+    if buyer.customer is not None:
+        for member, points in known:
+            if member.customer_id == buyer.customer.customer_id:
+                return member, points
+        if buyer.email and any(
+            member.customer_id is None and member.email == buyer.email for member, _ in known
+        ):
+            return _CLAIMS_GUEST
+        return None
+    assert buyer.email is not None
+    email = _lookup_email(buyer.email)
+    matches = [(member, points) for member, points in known if member.email == email]
+    # The same preference as member_for_customer: an account holder, then the oldest.
+    return min(matches, key=lambda pair: (not pair[0].is_account, pair[0].id), default=None)
 
 
 def _keep(
@@ -253,19 +304,24 @@ async def _create_members(
     config: ProgramConfig,
     release_at: datetime | None,
     now: datetime,
-) -> dict[str, tuple[int, bool]]:
-    """Insert the batch's new members; customer id → (member id, is account) of those made.
+) -> list[dict[str, Any]]:
+    """Insert the batch's new members (customers and guests); the rows made, for the outbox.
 
-    A customer another transaction created meanwhile is skipped here (and goes alone)."""
+    A member another transaction created meanwhile is skipped here (its order goes alone)."""
     new = [plan for plan in plans if plan.member is None]
     rows = []
     for plan in new:
-        customer = plan.customer
+        customer = plan.buyer.customer
+        profile = (
+            members.new_member_values(customer)
+            if customer is not None
+            else {"email": plan.buyer.email, "first_name": None, "last_name": None, "phone": None}
+        )
         rows.append(
             {
                 "shop_id": shop.id,
-                "customer_id": customer.customer_id,
-                "is_account": customer.is_account,
+                "customer_id": customer.customer_id if customer else None,
+                "is_account": customer.is_account if customer else False,
                 "referral_code": members.new_referral_code(),
                 "points_balance": 0,
                 "pending_points": 0,
@@ -274,16 +330,17 @@ async def _create_members(
                 "tier_name": _starting_tier(plan, config, release_at),
                 "sync_dirty_at": None,
                 "created_at": now,
-                **members.new_member_values(customer),
+                **profile,
             }
         )
-    ids = await MemberWriter(session).insert_many(rows)
-    created: dict[str, tuple[int, bool]] = {}
-    for plan in new:
-        customer = plan.customer
-        if customer.customer_id in ids:
-            plan.member_id = ids[customer.customer_id]
-            created[customer.customer_id] = (plan.member_id, customer.is_account)
+    made = await MemberWriter(session).insert_many(rows)
+    ids = {(customer_id, None if customer_id else email): id_ for id_, customer_id, email in made}
+    created: list[dict[str, Any]] = []
+    for plan, row in zip(new, rows, strict=True):
+        key = (row["customer_id"], None if row["customer_id"] else row["email"])
+        if key in ids:
+            plan.member_id = ids[key]
+            created.append(row | {"id": plan.member_id})
     return created
 
 
@@ -339,7 +396,7 @@ def _entry_row(
 
 
 def _joined_row(
-    shop_id: int, member_id: int, customer_id: str, is_account: bool, now: datetime
+    shop_id: int, member_id: int, customer_id: str | None, is_account: bool, now: datetime
 ) -> dict[str, Any]:
     return {
         "shop_id": shop_id,

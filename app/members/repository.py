@@ -27,7 +27,7 @@ def _member_with_tier_points(bounded: bool | None) -> Select[Member, Any]:
 
 
 @cache
-def _customers_or_guests_with_tier_points(bounded: bool | None) -> Select[Member, Any]:
+def _with_customer_ids_or_emails(bounded: bool | None) -> Select[Member, Any]:
     from app.ledger.repository import tier_points_expression
 
     window = literal(0) if bounded is None else tier_points_expression(Member.id, bounded)
@@ -37,10 +37,7 @@ def _customers_or_guests_with_tier_points(bounded: bool | None) -> Select[Member
             Member.shop_id == bindparam("shop_id"),
             or_(
                 Member.customer_id.in_(bindparam("customer_ids", expanding=True)),
-                and_(
-                    Member.customer_id.is_(None),
-                    Member.email.in_(bindparam("emails", expanding=True)),
-                ),
+                Member.email.in_(bindparam("emails", expanding=True)),
             ),
         )
         .order_by(Member.id)
@@ -75,7 +72,11 @@ def _insert_members(dialect: str, table: Any) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(table).on_conflict_do_nothing().returning(table.c.id, table.c.customer_id)
+    return (
+        insert(table)
+        .on_conflict_do_nothing()
+        .returning(table.c.id, table.c.customer_id, table.c.email)
+    )
 
 
 class MemberRepository:
@@ -122,17 +123,17 @@ class MemberRepository:
         ).first()
         return None if row is None else (row[0], max(int(row[1] or 0), 0))
 
-    async def customers_or_guests_with_tier_points(
+    async def with_customer_ids_or_emails(
         self, shop_id: int, customer_ids: list[str], emails: list[str], config: ProgramConfig
     ) -> list[tuple[Member, int]]:
-        """Members with these customer ids, and guest members with these emails, each with
-        their tier-window points (not clamped): what a batch of orders needs, in one query."""
+        """Members with any of these customer ids or emails, each with their tier-window
+        points (not clamped): what a batch of orders needs, in one query."""
         from app.ledger.repository import tier_window_filter
 
         window = tier_window_filter(config)
         bounded, params = window if window is not None else (None, {})
         result = await self.session.execute(
-            _customers_or_guests_with_tier_points(bounded),
+            _with_customer_ids_or_emails(bounded),
             {"shop_id": shop_id, "customer_ids": customer_ids, "emails": emails, **params},
         )
         return [(row[0], int(row[1] or 0)) for row in result]
@@ -156,15 +157,15 @@ class MemberWriter:
         values.setdefault("created_at", utcnow())
         return await insert_if_absent(self.session, Member, **values)
 
-    async def insert_many(self, rows: list[dict[str, Any]]) -> dict[str, int]:
-        """Insert members with customer ids in one statement, skipping any that exist (or
-        whose referral code is taken); customer id → new member id for those inserted."""
+    async def insert_many(self, rows: list[dict[str, Any]]) -> list[tuple[int, str | None, str]]:
+        """Insert members in one statement, skipping any whose customer id, guest email or
+        referral code is taken; (id, customer id, email) of those inserted."""
         if not rows:
-            return {}
+            return []
         table = Base.metadata.tables[Member.__tablename__]
         statement = _insert_members(self.session.get_bind().dialect.name, table)
         result = await self.session.execute(statement, rows)
-        return {customer_id: member_id for member_id, customer_id in result}
+        return [(member_id, customer_id, email) for member_id, customer_id, email in result]
 
     async def guest_by_email(self, shop_id: int, email: str) -> Member | None:
         result = await self.session.execute(

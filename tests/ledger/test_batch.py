@@ -122,11 +122,12 @@ amounts = st.decimals(min_value=0, max_value=900, places=2, allow_nan=False)
 histories = st.lists(
     st.sampled_from(["none", "member", "big member", "guest", "old name"]), min_size=5, max_size=5
 )
-# One order of the batch: customer (-1: a guest checkout by email, -2: no one), order number,
-# amount, test order, which topic brought it.
+# One order of the batch: customer (-1: a guest checkout by a new email, -2: no one, -3 and
+# -4: a guest checkout with a known customer's email, as given or in another case), order
+# number, amount, test order, which topic brought it.
 batch_orders = st.lists(
     st.tuples(
-        st.integers(-2, 4),
+        st.integers(-4, 4),
         st.integers(0, 7),
         amounts,
         st.booleans(),
@@ -166,7 +167,11 @@ def batch_items(spec: list[tuple[int, int, Decimal, bool, str]]) -> list[OrderDe
     items = []
     for who, number, amount, is_test, topic in spec:
         customer = CUSTOMERS[who] if who >= 0 else None
-        email = "walkin@example.com" if who == -1 else None
+        email = {
+            -1: "walkin@example.com",
+            -3: CUSTOMERS[0].email,
+            -4: f"  {str(CUSTOMERS[1].email).upper()}",
+        }.get(who)
         occasion, status = OCCASIONS[topic]
         event = order(
             f"o{number}", customer, amount, email=email, is_test=is_test, financial_status=status
