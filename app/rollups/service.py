@@ -11,11 +11,10 @@ same order, and two transactions can never deadlock on them.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app.rollups.repository import RollupRepository, write_rollup_rows
 from app.rollups.rules import contribution, slot, utc_day
@@ -41,12 +40,15 @@ def _write_pending(session: Session) -> None:
         write_rollup_rows(session, rows)
 
 
-def _forget_pending(session: Session, *_: Any) -> None:
-    session.info.pop(_PENDING, None)
+def _forget_pending(session: Session, transaction: SessionTransaction) -> None:
+    """When the outermost transaction ends (committed, rolled back or closed), nothing of
+    it may be written later by another transaction of the same session."""
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
 
 
 event.listen(Session, "before_commit", _write_pending)
-event.listen(Session, "after_rollback", _forget_pending)
+event.listen(Session, "after_transaction_end", _forget_pending)
 
 
 async def record_entry(

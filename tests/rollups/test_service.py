@@ -129,6 +129,44 @@ async def test_the_home_page_reads_the_days_of_its_range_only(
     }
 
 
+async def test_a_posting_counts_when_its_transaction_commits_and_never_after_a_rollback(
+    session: AsyncSession, settings: Settings
+) -> None:
+    # given a shop with a member
+    shop = await create_shop(session, settings, domain="rollup-commit.myshopify.com")
+    member = await create_member(session, shop, email="c@example.com", customer_id="c1")
+    shop_id, member_id = shop.id, member.id
+    day = datetime(2026, 3, 5, 12, tzinfo=UTC)
+
+    # when a posting is rolled back, then another is committed by the same session
+    await ledger.post(session, shop_id, ledger.Posting(member_id, 70, "earn", "k1", created_at=day))
+    assert await rollup(session, shop_id) == {}  # written at commit, not before
+    await session.rollback()
+    await ledger.post(session, shop_id, ledger.Posting(member_id, 30, "earn", "k2", created_at=day))
+    await session.commit()
+
+    # then only the committed posting counts
+    assert await rollup(session, shop_id) == {date(2026, 3, 5): (30, 0)}
+
+
+async def test_a_closed_session_leaves_nothing_for_its_next_transaction(
+    session: AsyncSession, settings: Settings
+) -> None:
+    # given a posting left in a session that is closed without committing
+    shop = await create_shop(session, settings, domain="rollup-close.myshopify.com")
+    member = await create_member(session, shop, email="d@example.com", customer_id="d1")
+    shop_id, member_id = shop.id, member.id
+    day = datetime(2026, 3, 6, 12, tzinfo=UTC)
+    await ledger.post(session, shop_id, ledger.Posting(member_id, 40, "earn", "k3", created_at=day))
+    await session.close()
+
+    # when the same session commits afterwards
+    await session.commit()
+
+    # then the abandoned posting's day was not written
+    assert await rollup(session, shop_id) == {}
+
+
 def test_what_an_entry_counts_as() -> None:
     assert contribution("earn", "available", 100) == (100, 0)
     assert contribution("earn", "pending", 100) == (100, 0)
