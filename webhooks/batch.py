@@ -28,7 +28,16 @@ from app.models.base import utcnow
 from app.observability.metrics import WEBHOOK_BATCH_SIZE
 from app.referrals.service import order_signals
 from app.state import State
-from webhooks.pipeline import Delivery, Handler, Outcome, ShopGate, find_shop, parse_json, process
+from webhooks.pipeline import (
+    Delivery,
+    Handler,
+    Outcome,
+    ShopGate,
+    find_shop,
+    is_transient,
+    parse_json,
+    process,
+)
 from webhooks.shopify.handlers import OCCASIONS, json_object
 from webhooks.shopify.normalise import order_event
 
@@ -57,39 +66,42 @@ class OrderBatcher:
     size: int = 64
     lanes: int = 1
     _waiting: list[_Waiting] = field(default_factory=list)
-    _running: int = 0
+    _lanes: set[asyncio.Task[None]] = field(default_factory=set)  # held: a task is weak
 
     async def submit(self, gate: ShopGate, delivery: Delivery) -> Outcome:
         answer: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiting(gate, delivery, answer))
-        if self._running < self.lanes:
-            self._running += 1
-            asyncio.get_running_loop().create_task(self._lane())
+        if len(self._lanes) < self.lanes:
+            lane = asyncio.get_running_loop().create_task(self._lane())
+            self._lanes.add(lane)
+            lane.add_done_callback(self._lanes.discard)
         return await answer
 
     async def _lane(self) -> None:
-        try:
-            while self._waiting:
-                batch = self._waiting[: self.size]
-                del self._waiting[: self.size]
-                try:
-                    outcomes = await process_orders(
-                        self.state, [(one.gate, one.delivery) for one in batch], self.handlers
-                    )
-                except Exception as exc:  # never leave a delivery without its answer
-                    for one in batch:
-                        if not one.answer.done():
-                            one.answer.set_exception(exc)
-                    continue
-                except BaseException:  # cancelled (shutting down): so are the requests
-                    for one in batch:
-                        one.answer.cancel()
-                    raise
-                for one, outcome in zip(batch, outcomes, strict=True):
+        while self._waiting:
+            batch = self._waiting[: self.size]
+            del self._waiting[: self.size]
+            try:
+                outcomes = await process_orders(
+                    self.state, [(one.gate, one.delivery) for one in batch], self.handlers
+                )
+            except Exception as exc:  # never leave a delivery without its answer
+                for one in batch:
                     if not one.answer.done():
-                        one.answer.set_result(outcome)
-        finally:
-            self._running -= 1
+                        one.answer.set_exception(exc)
+                continue
+            except BaseException:  # cancelled (shutting down): so are the requests
+                for one in batch:
+                    one.answer.cancel()
+                raise
+            for one, outcome in zip(batch, outcomes, strict=True):
+                if not one.answer.done():
+                    one.answer.set_result(outcome)
+        # No await since the queue was last seen empty: a delivery submitted from now on
+        # finds this lane gone and starts another.
+        lane = asyncio.current_task()
+        if lane is not None:
+            self._lanes.discard(lane)
 
 
 @dataclass(slots=True)
@@ -124,21 +136,38 @@ async def process_orders(
             for index, (gate, delivery) in enumerate(batch)
             if (one := _parse(index, gate, delivery)) is not None
         ]
-        try:
-            async with unit_of_work(state.sessionmaker) as session:
-                await _apply_together(session, parsed, outcomes)
-        except Exception as exc:
-            logger.warning(
-                "a batch of %d order deliveries failed (%s: %s); each goes again alone",
-                len(batch),
-                type(exc).__name__,
-                exc,
-            )
-            outcomes = [None] * len(batch)
+        for attempt in (1, 2):  # a deadlock with another process's batch: once more
+            try:
+                async with unit_of_work(state.sessionmaker) as session:
+                    await _apply_together(session, parsed, outcomes)
+                break
+            except Exception as exc:
+                outcomes = [None] * len(batch)
+                logger.warning(
+                    "a batch of %d order deliveries failed (%s: %s)%s",
+                    len(batch),
+                    type(exc).__name__,
+                    exc,
+                    "; trying it again" if attempt == 1 and is_transient(exc) else
+                    "; each goes again alone",
+                )  # fmt: skip
+                if attempt == 2 or not is_transient(exc):
+                    break
     for index, (gate, delivery) in enumerate(batch):
         if outcomes[index] is None:
-            outcomes[index] = await process(state, gate, delivery, handlers)
+            outcomes[index] = await _alone(state, gate, delivery, handlers)
     return [outcome for outcome in outcomes if outcome is not None]
+
+
+async def _alone(
+    state: State, gate: ShopGate, delivery: Delivery, handlers: dict[str, Handler]
+) -> Outcome:
+    """One delivery through the pipeline; its failure is its own (the batch has committed)."""
+    try:
+        return await process(state, gate, delivery, handlers)
+    except Exception:
+        logger.exception("order delivery %s could not be processed", delivery.delivery_id)
+        return Outcome(503, "retry", "temporarily unavailable; please retry")
 
 
 async def _apply_together(
@@ -178,7 +207,7 @@ async def _insert_deliveries(
     )
     now = utcnow()
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for one in group:
+    for one in sorted(group, key=lambda one: one.delivery.delivery_id):  # a stable lock order
         delivery = one.delivery
         rows.setdefault(
             (delivery.source, delivery.delivery_id),

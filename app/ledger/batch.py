@@ -75,19 +75,21 @@ class _Plan:
 async def apply_orders(
     session: AsyncSession, shop: Shop, items: Sequence[OrderDelivery]
 ) -> list[OrderDelivery]:
-    """Apply a batch of order events of one shop, in the caller's transaction.
+    """Apply a batch of order events of one shop, in the caller's transaction; the result
+    is what applying them one by one in the order they came gives.
 
     Returns the events in the order their effects were applied: those written together
-    first (they share no customer and no order, so their own order does not matter), then
-    the others one by one in the order they came.
+    first, then the others one by one in the order they came. An event is written together
+    only if no event before it in the batch touches its order, its customer, its email or
+    its member, so moving it ahead of the others changes nothing.
     """
     program = await engine.program_for(session, shop)
-    together, alone = _split(items, program.config)
+    alone: list[OrderDelivery] = []
     written: list[OrderDelivery] = []
-    if together:
-        written = await _earn_together(session, shop, program, together, alone)
-    arrival = {id(item): index for index, item in enumerate(items)}
-    alone.sort(key=lambda one: arrival[id(one)])
+    if _may_batch(program.config):
+        written = await _earn_together(session, shop, program, items, alone)
+    else:
+        alone = list(items)
     for item in alone:
         await engine.apply(
             session, shop, item.event, occasion=item.occasion, signals=item.signals()
@@ -98,47 +100,27 @@ async def apply_orders(
     return written + alone
 
 
-Together = list[tuple[OrderDelivery, OrderPaid, _Buyer]]
+def _may_batch(config: ProgramConfig) -> bool:
+    """Referral checks and tiers by money spent need the per-order path for every order."""
+    return not config.referral.enabled and tier_window_filter(config) is not None
 
 
-def _split(
-    items: Sequence[OrderDelivery], config: ProgramConfig
-) -> tuple[Together, list[OrderDelivery]]:
-    """Which events may earn together, judged on the event and the program alone.
-
-    No two of them share an order, a customer or an email: whichever came first would
-    decide what the other finds, so the second goes alone, after them.
-    """
-    if config.referral.enabled or tier_window_filter(config) is None:
-        return [], list(items)
+def _candidate(item: OrderDelivery, config: ProgramConfig) -> tuple[OrderPaid, _Buyer] | None:
+    """The event and buyer if this event may earn together, judged on it and the program."""
+    event = item.event
+    if not isinstance(event, OrderPaid):
+        return None
+    buyer = _buyer(event)
     accounts_only = config.participation is Participation.accounts_only
-    together: Together = []
-    alone: list[OrderDelivery] = []
-    seen: set[str] = set()
-    for item in items:
-        event = item.event
-        buyer = _buyer(event) if isinstance(event, OrderPaid) else None
-        if (
-            buyer is None
-            or not isinstance(event, OrderPaid)
-            or event.cancelled
-            or event.is_test
-            or not engine.order_earns_now(event, item.occasion, config)
-            or (accounts_only and (buyer.customer is None or not buyer.customer.is_account))
-        ):
-            alone.append(item)
-            continue
-        keys = {f"order:{event.order_id}"}
-        if buyer.customer is not None:
-            keys.add(f"customer:{buyer.customer.customer_id}")
-        if buyer.email:
-            keys.add(f"email:{_lookup_email(buyer.email)}")
-        if keys & seen:
-            alone.append(item)
-            continue
-        seen |= keys
-        together.append((item, event, buyer))
-    return together, alone
+    if (
+        buyer is None
+        or event.cancelled
+        or event.is_test
+        or not engine.order_earns_now(event, item.occasion, config)
+        or (accounts_only and (buyer.customer is None or not buyer.customer.is_account))
+    ):
+        return None
+    return event, buyer
 
 
 def _buyer(event: OrderPaid) -> _Buyer | None:
@@ -155,49 +137,70 @@ def _lookup_email(email: str) -> str:
     return email.strip().lower()
 
 
+def _keys(event: DomainEvent) -> set[str]:
+    """What an event may touch, as far as the event itself says."""
+    keys: set[str] = set()
+    order_id = getattr(event, "order_id", None)
+    if order_id is not None:
+        keys.add(f"order:{order_id}")
+    if isinstance(event, OrderPaid):
+        customer = event.customer
+        if customer is not None and customer.customer_id:
+            keys.add(f"customer:{customer.customer_id}")
+        email = (customer.email if customer else None) or event.email
+        if email:
+            keys.add(f"email:{_lookup_email(email)}")
+    return keys
+
+
 async def _earn_together(
     session: AsyncSession,
     shop: Shop,
     program: engine.Program,
-    together: Together,
+    items: Sequence[OrderDelivery],
     alone: list[OrderDelivery],
 ) -> list[OrderDelivery]:
-    """Write the batch's common-case orders set-wise; return those written, and add the
-    events that must go one by one to `alone`."""
+    """Write the batch's common-case orders set-wise; return those written, and put every
+    other event, in the order they came, in `alone`."""
     config = program.config
-    emails: set[str] = {buyer.email for _, _, buyer in together if buyer.email}
+    paid = [event for item in items if isinstance(event := item.event, OrderPaid)]
+    buyers = [buyer for event in paid if (buyer := _buyer(event)) is not None]
+    emails: set[str] = {buyer.email for buyer in buyers if buyer.email}
     known = await MemberRepository(session).with_customer_ids_or_emails(
         shop.id,
-        [
-            buyer.customer.customer_id
-            for _, _, buyer in together
-            if buyer.customer is not None and buyer.customer.customer_id
-        ],
+        sorted(
+            {
+                buyer.customer.customer_id
+                for buyer in buyers
+                if buyer.customer is not None and buyer.customer.customer_id
+            }
+        ),
         sorted(emails | {_lookup_email(email) for email in emails}),
         config,
     )
-    refunded = await OrderRepository(session).refunded_before(
-        shop.id, [event.order_id for _, event, _ in together]
-    )
+    order_ids = sorted({order_id for item in items if (order_id := _order_id(item.event))})
+    orders = OrderRepository(session)
+    known_orders = await orders.members_of(shop.id, order_ids)
+    refunded = await orders.refunded_before(shop.id, order_ids)
 
     plans: list[_Plan] = []
-    for item, event, buyer in together:
-        if event.order_id in refunded:
-            alone.append(item)  # the earning must reverse those refunds at once
-            continue
-        found = _member_of(buyer, known)
-        if found is _CLAIMS_GUEST:
-            alone.append(item)  # the new customer takes over a guest member and its points
-            continue
-        member, window_points = found if isinstance(found, tuple) else (None, 0)
-        if member is not None and buyer.customer is not None:
-            if not members.profile_is_current(member, buyer.customer):
-                alone.append(item)  # the member's profile is updated on the way
-                continue
-        tier = rules.tier_for(max(window_points, 0), config)
-        points = rules.order_earning(event, config, rules.tier_multiplier(tier)) or 0
-        basis = rules.earning_basis(event, config)
-        plans.append(_Plan(item, event, buyer, member, window_points, points, basis))
+    seen: set[str] = set()
+    for item in items:
+        keys = _keys(item.event)
+        candidate = _candidate(item, config)
+        plan = None
+        if candidate is not None:
+            event, buyer = candidate
+            plan, member_key = _plan(item, event, buyer, known, known_orders, refunded, config)
+        else:
+            member_key = _member_key_of(item.event, known, known_orders)
+        if member_key:
+            keys.add(member_key)
+        if plan is None or keys & seen:
+            alone.append(item)
+        else:
+            plans.append(plan)
+        seen |= keys
 
     now = utcnow()
     release_at = rules.pending_release_at(now, config)
@@ -207,16 +210,23 @@ async def _earn_together(
         if plan.member is not None:
             plan.member_id = plan.member.id
 
-    inserted = await OrderRepository(session).insert_many(
-        [_order_row(shop, plan, program.version_id, now) for plan in plans]
+    inserted = await orders.insert_many(
+        sorted(
+            (_order_row(shop, plan, program.version_id, now) for plan in plans),
+            key=lambda row: str(row["order_id"]),
+        )
     )
     plans = _keep(plans, alone, lambda plan: plan.event.order_id in inserted)
+    if await orders.refunded_before(shop.id, sorted(inserted)):
+        # A refund committed between the first read and the insert: go one by one.
+        raise BatchConflict("a refund arrived for an order of the batch while it was written")
 
     earning = [plan for plan in plans if plan.points > 0]
     status = EntryStatus.pending if release_at else EntryStatus.available
-    entries = [
-        _entry_row(shop, plan, program.version_id, status, release_at, now) for plan in earning
-    ]
+    entries = sorted(
+        (_entry_row(shop, plan, program.version_id, status, release_at, now) for plan in earning),
+        key=lambda row: str(row["idempotency_key"]),
+    )
     if len(await LedgerRepository(session).append_many(entries)) != len(entries):
         raise BatchConflict("an earning of a new order was already in the ledger")
     await LedgerRepository(session).move_balances(
@@ -250,7 +260,53 @@ async def _earn_together(
             await members.reevaluate_tier(
                 session, plan.member_id, config, program.version_id, window_points
             )
+    arrival = {id(item): index for index, item in enumerate(items)}
+    alone.sort(key=lambda one: arrival[id(one)])
     return [plan.item for plan in plans]
+
+
+def _order_id(event: DomainEvent) -> str | None:
+    order_id = getattr(event, "order_id", None)
+    return order_id if isinstance(order_id, str) else None
+
+
+def _plan(
+    item: OrderDelivery,
+    event: OrderPaid,
+    buyer: _Buyer,
+    known: list[tuple[Member, int]],
+    known_orders: dict[str, int | None],
+    refunded: set[str],
+    config: ProgramConfig,
+) -> tuple[_Plan | None, str | None]:
+    """What the order earns if it can be written together (else None), and the key of the
+    member it would touch."""
+    found = _member_of(buyer, known)
+    member, window_points = found if isinstance(found, tuple) else (None, 0)
+    member_key = f"member:{member.id}" if member is not None else None
+    if found is _CLAIMS_GUEST or event.order_id in known_orders or event.order_id in refunded:
+        return None, member_key  # a guest's points claimed, a known order, an earlier refund
+    if member is not None and buyer.customer is not None:
+        if not members.profile_is_current(member, buyer.customer):
+            return None, member_key  # the member's profile is updated on the way
+    tier = rules.tier_for(max(window_points, 0), config)
+    points = rules.order_earning(event, config, rules.tier_multiplier(tier)) or 0
+    basis = rules.earning_basis(event, config)
+    return _Plan(item, event, buyer, member, window_points, points, basis), member_key
+
+
+def _member_key_of(
+    event: DomainEvent, known: list[tuple[Member, int]], known_orders: dict[str, int | None]
+) -> str | None:
+    """The member an event that goes alone would touch, where the batch can tell."""
+    order_id = _order_id(event)
+    if order_id is not None and known_orders.get(order_id):
+        return f"member:{known_orders[order_id]}"
+    if isinstance(event, OrderPaid) and (buyer := _buyer(event)) is not None:
+        found = _member_of(buyer, known)
+        if isinstance(found, tuple):
+            return f"member:{found[0].id}"
+    return None
 
 
 _CLAIMS_GUEST = object()
@@ -308,7 +364,14 @@ async def _create_members(
     """Insert the batch's new members (customers and guests); the rows made, for the outbox.
 
     A member another transaction created meanwhile is skipped here (its order goes alone)."""
-    new = [plan for plan in plans if plan.member is None]
+    # In key order: two transactions inserting the same members wait, never deadlock.
+    new = sorted(
+        (plan for plan in plans if plan.member is None),
+        key=lambda plan: (
+            plan.buyer.customer.customer_id or "" if plan.buyer.customer else "",
+            plan.buyer.email or "",
+        ),
+    )
     rows = []
     for plan in new:
         customer = plan.buyer.customer

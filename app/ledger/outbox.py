@@ -65,8 +65,8 @@ async def record(
 
 
 async def record_many(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """`record` for many events at once (keys: those of `record`'s parameters); an event
-    whose unique id was recorded before is skipped, as there."""
+    """`record` for many events at once (keys: those of `record`'s parameters), in unique id
+    order; an event whose unique id was recorded before is skipped, as there."""
     if not rows:
         return
     table = Base.metadata.tables[MemberEvent.__tablename__]
@@ -74,5 +74,8 @@ async def record_many(session: AsyncSession, rows: list[dict[str, Any]]) -> None
     now = utcnow()
     await session.execute(
         statement,
-        [{"occurred_at": now, "created_at": now} | row for row in rows],
+        sorted(
+            ({"occurred_at": now, "created_at": now} | row for row in rows),
+            key=lambda row: str(row["unique_id"]),
+        ),
     )

@@ -309,12 +309,27 @@ class OrderRepository:
         result = await self.session.execute(statement, rows)
         return set(result.scalars())
 
+    async def members_of(self, shop_id: int, order_ids: list[str]) -> dict[str, int | None]:
+        """Which of these orders Stamp knows, with the member each belongs to (or None)."""
+        result = await self.session.execute(
+            _orders_and_members(), {"shop_id": shop_id, "order_ids": order_ids}
+        )
+        return {order_id: member_id for order_id, member_id in result}
+
     async def refunded_before(self, shop_id: int, order_ids: list[str]) -> set[str]:
         """Which of these orders already have refunds recorded (they arrived first)."""
         result = await self.session.execute(
             _orders_with_refunds(), {"shop_id": shop_id, "order_ids": order_ids}
         )
         return set(result.scalars())
+
+
+@cache
+def _orders_and_members() -> Select[str, int | None]:
+    return select(Order.order_id, Order.member_id).where(
+        Order.shop_id == bindparam("shop_id"),
+        Order.order_id.in_(bindparam("order_ids", expanding=True)),
+    )
 
 
 @cache

@@ -26,6 +26,9 @@ Key = tuple[int, date, int]
 def _add(
     session: AsyncSession, shop_id: int, day: date, member_id: int, issued: int, redeemed: int
 ) -> None:
+    if session.in_nested_transaction():
+        # A savepoint rolled back would leave its postings counted: Stamp uses none.
+        raise RuntimeError("ledger postings inside a savepoint are not supported")
     pending: dict[Key, tuple[int, int]] = session.info.setdefault(_PENDING, {})
     key = (shop_id, day, slot(member_id))
     before = pending.get(key, (0, 0))
@@ -33,9 +36,13 @@ def _add(
 
 
 def _write_pending(session: Session) -> None:
-    """At commit, inside the transaction: the transaction's rollup changes, one statement."""
+    """At commit, inside the transaction: the transaction's rollup changes, one statement,
+    after everything else the transaction writes (flushed first)."""
+    if session.in_nested_transaction():
+        return  # a savepoint released: the outer transaction's commit writes them
     pending: dict[Key, tuple[int, int]] | None = session.info.pop(_PENDING, None)
     if pending:
+        session.flush()
         rows = [(*key, issued, redeemed) for key, (issued, redeemed) in sorted(pending.items())]
         write_rollup_rows(session, rows)
 
