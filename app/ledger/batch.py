@@ -29,7 +29,7 @@ from app.ledger import engine, outbox
 from app.ledger.repository import LedgerRepository, OrderRepository, tier_window_filter
 from app.ledger.service import balance_delta
 from app.members import service as members
-from app.members.repository import MemberRepository, MemberWriter
+from app.members.repository import MemberRepository, MemberWriter, lookup_email
 from app.models import EntryStatus, Member, Shop
 from app.models.base import utcnow
 from app.program import rules
@@ -132,11 +132,6 @@ def _buyer(event: OrderPaid) -> _Buyer | None:
     return _Buyer(None, email) if email else None
 
 
-def _lookup_email(email: str) -> str:
-    """How `MemberRepository.by_email` compares an email."""
-    return email.strip().lower()
-
-
 def _keys(event: DomainEvent) -> set[str]:
     """What an event may touch, as far as the event itself says."""
     keys: set[str] = set()
@@ -149,7 +144,7 @@ def _keys(event: DomainEvent) -> set[str]:
             keys.add(f"customer:{customer.customer_id}")
         email = (customer.email if customer else None) or event.email
         if email:
-            keys.add(f"email:{_lookup_email(email)}")
+            keys.add(f"email:{lookup_email(email)}")
     return keys
 
 
@@ -175,7 +170,7 @@ async def _earn_together(
                 if buyer.customer is not None and buyer.customer.customer_id
             }
         ),
-        sorted(emails | {_lookup_email(email) for email in emails}),
+        sorted(emails | {lookup_email(email) for email in emails}),
         config,
     )
     order_ids = sorted({order_id for item in items if (order_id := _order_id(item.event))})
@@ -327,7 +322,7 @@ def _member_of(
             return _CLAIMS_GUEST
         return None
     assert buyer.email is not None
-    email = _lookup_email(buyer.email)
+    email = lookup_email(buyer.email)
     matches = [(member, points) for member, points in known if member.email == email]
     # The same preference as member_for_customer: an account holder, then the oldest.
     return min(matches, key=lambda pair: (not pair[0].is_account, pair[0].id), default=None)
@@ -461,12 +456,13 @@ def _entry_row(
 def _joined_row(
     shop_id: int, member_id: int, customer_id: str | None, is_account: bool, now: datetime
 ) -> dict[str, Any]:
+    unique_id, properties = outbox.member_joined(member_id, customer_id, is_account)
     return {
         "shop_id": shop_id,
         "member_id": member_id,
         "name": outbox.MEMBER_CREATED,
-        "unique_id": f"member:{member_id}:created",
-        "properties": {"customer_id": customer_id, "is_account": is_account},
+        "unique_id": unique_id,
+        "properties": properties,
         "occurred_at": now,
     }
 
@@ -477,13 +473,13 @@ def _earned_row(shop_id: int, entry: dict[str, Any]) -> dict[str, Any]:
         "member_id": entry["member_id"],
         "name": outbox.POINTS_EARNED,
         "unique_id": entry["idempotency_key"],
-        "properties": {
-            "points": entry["points"],
-            "kind": entry["kind"],
-            "status": entry["status"],
-            "reason": entry["reason"],
-            "source_type": entry["source_type"],
-            "source_id": entry["source_id"],
-        },
+        "properties": outbox.points_earned(
+            entry["points"],
+            entry["kind"],
+            entry["status"],
+            entry["reason"],
+            entry["source_type"],
+            entry["source_id"],
+        ),
         "occurred_at": entry["created_at"],
     }

@@ -39,6 +39,32 @@ WEBHOOK_TYPES: dict[str, str] = {
 EARNING_KINDS = frozenset({"earn", "signup", "birthday", "review", "referral", "custom"})
 
 
+def member_joined(
+    member_id: int, customer_id: str | None, is_account: bool
+) -> tuple[str, dict[str, Any]]:
+    """`member.created`: its unique id and properties (one per member, ever)."""
+    return f"member:{member_id}:created", {"customer_id": customer_id, "is_account": is_account}
+
+
+def points_earned(
+    points: int,
+    kind: str,
+    status: str,
+    reason: str | None,
+    source_type: str | None,
+    source_id: str | None,
+) -> dict[str, Any]:
+    """`points.earned` properties (its unique id is the entry's idempotency key)."""
+    return {
+        "points": points,
+        "kind": kind,
+        "status": status,
+        "reason": reason,
+        "source_type": source_type,
+        "source_id": source_id,
+    }
+
+
 async def record(
     session: AsyncSession,
     shop_id: int,

@@ -97,14 +97,14 @@ async def post(session: AsyncSession, shop_id: int, posting: Posting) -> int | N
             posting.member_id,
             outbox.POINTS_EARNED,
             posting.idempotency_key,
-            {
-                "points": posting.points,
-                "kind": posting.kind,
-                "status": posting.status,
-                "reason": posting.reason,
-                "source_type": posting.source_type,
-                "source_id": posting.source_id,
-            },
+            outbox.points_earned(
+                posting.points,
+                posting.kind,
+                posting.status,
+                posting.reason,
+                posting.source_type,
+                posting.source_id,
+            ),
             posting.created_at,
         )
     return entry_id

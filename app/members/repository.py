@@ -79,6 +79,11 @@ def _insert_members(dialect: str, table: Any) -> Any:
     )
 
 
+def lookup_email(email: str) -> str:
+    """How an email is compared when a member is looked up by it."""
+    return email.strip().lower()
+
+
 class MemberRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -141,7 +146,7 @@ class MemberRepository:
     async def by_email(self, shop_id: int, email: str) -> list[Member]:
         result = await self.session.execute(
             select(Member)
-            .where(Member.shop_id == shop_id, Member.email == email.strip().lower())
+            .where(Member.shop_id == shop_id, Member.email == lookup_email(email))
             .order_by(Member.id)
         )
         return list(result.scalars())

@@ -187,13 +187,14 @@ async def _joined(session: AsyncSession, member: Member) -> None:
     """`member.created` for outgoing webhooks and Klaviyo, once per member."""
     from app.ledger import outbox
 
+    unique_id, properties = outbox.member_joined(member.id, member.customer_id, member.is_account)
     await outbox.record(
         session,
         member.shop_id,
         member.id,
         outbox.MEMBER_CREATED,
-        f"member:{member.id}:created",
-        {"customer_id": member.customer_id, "is_account": member.is_account},
+        unique_id,
+        properties,
         member.created_at,
     )
 
