@@ -20,26 +20,25 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import insert_ignoring_conflicts, unit_of_work
-from app.ledger import engine
+from app.db import unit_of_work
 from app.ledger.batch import OrderDelivery, apply_orders
-from app.models import Base, Shop, ShopStatus, WebhookDelivery
+from app.models import Shop, ShopStatus
 from app.models.base import utcnow
 from app.observability.metrics import WEBHOOK_BATCH_SIZE
-from app.referrals.service import order_signals
 from app.state import State
 from webhooks.pipeline import (
     Delivery,
     Handler,
     Outcome,
     ShopGate,
+    delivery_row,
     find_shop,
+    insert_deliveries_statement,
     is_transient,
     parse_json,
     process,
 )
-from webhooks.shopify.handlers import OCCASIONS, json_object
-from webhooks.shopify.normalise import order_event
+from webhooks.shopify.handlers import order_delivery
 
 logger = logging.getLogger("stamp.webhooks")
 
@@ -115,12 +114,9 @@ class _Parsed:
 def _parse(index: int, gate: ShopGate, delivery: Delivery) -> _Parsed | None:
     """The delivery as an order event, or None when it must go alone (it will not parse)."""
     try:
-        payload = json_object(parse_json(delivery.body))
-        event = order_event(delivery.topic, payload)
+        order = order_delivery(delivery.topic, parse_json(delivery.body))
     except Exception:
         return None  # `process` keeps it as a dead letter, with the reason
-    occasion = OCCASIONS.get(delivery.topic, engine.OrderOccasion.updated)
-    order = OrderDelivery(event, occasion, lambda: order_signals(payload))
     return _Parsed(index, gate, delivery, order)
 
 
@@ -201,26 +197,14 @@ async def _insert_deliveries(
 ) -> list[_Parsed]:
     """Insert the group's deliveries in one statement; those that were new (the first of
     any delivery id sent twice in one batch)."""
-    table = Base.metadata.tables[WebhookDelivery.__tablename__]
-    statement = insert_ignoring_conflicts(
-        session, table, ("shop_id", "source", "delivery_id"), returning="delivery_id"
-    )
     now = utcnow()
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for one in sorted(group, key=lambda one: one.delivery.delivery_id):  # a stable lock order
         delivery = one.delivery
         rows.setdefault(
-            (delivery.source, delivery.delivery_id),
-            {
-                "shop_id": shop_id,
-                "source": delivery.source,
-                "delivery_id": delivery.delivery_id,
-                "topic": delivery.topic,
-                "body": delivery.body if delivery.store_body else None,
-                "received_at": now,
-                "outcome": "processed",
-            },
+            (delivery.source, delivery.delivery_id), delivery_row(shop_id, delivery, now)
         )
+    statement = insert_deliveries_statement(session)
     inserted = set((await session.execute(statement, list(rows.values()))).scalars())
     fresh: list[_Parsed] = []
     for one in group:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -97,21 +97,33 @@ def parse_json(body: bytes) -> Any:
     return orjson.loads(body)
 
 
-async def _insert_delivery(session: AsyncSession, shop_id: int, delivery: Delivery) -> bool:
-    """INSERT ... ON CONFLICT DO NOTHING; True when this delivery is new."""
-    values = {
+def delivery_row(shop_id: int, delivery: Delivery, received_at: datetime) -> dict[str, Any]:
+    """The `webhook_deliveries` row of a delivery (stored as processed)."""
+    return {
         "shop_id": shop_id,
         "source": delivery.source,
         "delivery_id": delivery.delivery_id,
         "topic": delivery.topic,
         "body": delivery.body if delivery.store_body else None,
-        "received_at": utcnow(),
+        "received_at": received_at,
         "outcome": "processed",
     }
-    # Core, not ORM-enabled, INSERT: this runs on every delivery and needs no ORM object.
+
+
+def insert_deliveries_statement(session: AsyncSession) -> Any:
+    """INSERT ... ON CONFLICT (shop, source, delivery id) DO NOTHING RETURNING delivery_id:
+    Core, not ORM-enabled, as it runs on every delivery and needs no ORM object."""
     table = Base.metadata.tables[WebhookDelivery.__tablename__]
-    statement = insert_ignoring_conflicts(session, table, ("shop_id", "source", "delivery_id"))
-    result = await session.execute(statement, values)
+    return insert_ignoring_conflicts(
+        session, table, ("shop_id", "source", "delivery_id"), returning="delivery_id"
+    )
+
+
+async def _insert_delivery(session: AsyncSession, shop_id: int, delivery: Delivery) -> bool:
+    """True when this delivery is new."""
+    result = await session.execute(
+        insert_deliveries_statement(session), delivery_row(shop_id, delivery, utcnow())
+    )
     return result.scalar_one_or_none() is not None
 
 

@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from app.ledger import engine
+from app.ledger.batch import OrderDelivery
 from app.models import ShopStatus
 from app.models.base import utcnow
 from app.privacy import service as privacy
@@ -67,13 +68,19 @@ OCCASIONS = {
 }
 
 
+def order_delivery(topic: str, payload: Any) -> OrderDelivery:
+    """An order topic's payload as the engine takes it (raises if it cannot be read)."""
+    data = json_object(payload)
+    occasion = OCCASIONS.get(topic, engine.OrderOccasion.updated)
+    return OrderDelivery(order_event(topic, data), occasion, lambda: order_signals(data))
+
+
 async def order_topic(ctx: HandlerContext, payload: Any) -> None:
     """Every order topic lands here; the program's trigger decides which one earns."""
-    topic = ctx.delivery.topic
-    event = order_event(topic, json_object(payload))
-    occasion = OCCASIONS.get(topic, engine.OrderOccasion.updated)
-    signals = order_signals(json_object(payload))
-    await engine.apply(ctx.session, ctx.shop, event, occasion=occasion, signals=signals)
+    order = order_delivery(ctx.delivery.topic, payload)
+    await engine.apply(
+        ctx.session, ctx.shop, order.event, occasion=order.occasion, signals=order.signals()
+    )
 
 
 async def refunds_create(ctx: HandlerContext, payload: Any) -> None:
