@@ -185,6 +185,9 @@ async def order_paid(
     earning = await _plan_earning(session, program, event, member, new_member=False)
     order.program_version_id = program.version_id
     order.merchandise_amount = earning.basis
+    # The order earned nothing for anyone yet: it belongs to the customer it is paid by,
+    # also when it was created for another (reversals follow `order.member_id`).
+    order.member_id = member.id
     await _post_earning(session, shop, program, event, member, order, earning)
 
 

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -314,6 +314,14 @@ async def apply_alone(state: State, shop_id: int, items: Sequence[OrderDelivery]
     spec=batch_orders,
     known=known_orders,
     refunds=early_refunds,
+)
+# Found by this test: an order created for one customer, refunded, then paid by another.
+@example(
+    program="pending",
+    kinds=["none"] * 5,
+    spec=[(1, 0, Decimal("10.53"), False, "paid")],
+    known={0},
+    refunds={0},
 )
 async def test_a_batch_ends_where_the_same_events_one_by_one_end(
     state: State,

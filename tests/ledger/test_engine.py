@@ -218,6 +218,37 @@ async def test_refund_before_the_order_is_reversed_when_the_order_earns(
     await no_drift(session)
 
 
+async def test_an_order_paid_by_another_customer_earns_and_is_reversed_for_the_payer(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    # given pending points, an order created unpaid for Ada (7001) and refunded in part
+    shop = await installed_shop(session, settings)
+    config = await current_config(session, shop)
+    await save_program(session, shop, config.model_copy(update={"pending_days": 14}), "test")
+    await session.commit()
+    created = dict(fixture("orders_paid"), financial_status="pending")
+    await deliver(client, settings, "orders/create", created)
+    await deliver(client, settings, "refunds/create", fixture("refunds_create"))
+
+    # when it is paid with Grace (7002) as its customer
+    grace = dict(created["customer"], id=7002, email="grace@example.com")
+    paid = dict(created, financial_status="paid", customer=grace, email="grace@example.com")
+    await deliver(client, settings, "orders/paid", paid)
+
+    # then Grace earns 72 pending and the early refund takes 27 of them back from her
+    assert await entries(session) == [
+        ("earn", 72, "pending", "order:5912345678901:earn"),
+        ("reverse", -27, "pending", "order:5912345678901:early-refunds:reverse"),
+    ]
+    grace_member = await member(session, customer_id="7002")
+    assert (grace_member.points_balance, grace_member.pending_points) == (0, 45)
+    grace_id = grace_member.id
+    ada = await member(session, customer_id="7001")
+    assert (ada.points_balance, ada.pending_points, ada.lifetime_points) == (0, 0, 0)
+    assert (await session.execute(select(Order.member_id))).scalar_one() == grace_id
+    await no_drift(session)
+
+
 async def test_cancellation_reverses_everything_and_a_late_paid_earns_nothing(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
