@@ -16,7 +16,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, event
+from sqlalchemy import Result, Table, TextualSelect, any_, bindparam, event, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -26,6 +28,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import QueryableAttribute
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.settings import Settings, async_database_url
 
@@ -175,6 +179,73 @@ def insert_ignoring_conflicts(
     return _insert_ignoring(
         session.get_bind().dialect.name, table, index_elements, table.c[returning]
     )
+
+
+async def insert_rows_ignoring_conflicts(
+    session: AsyncSession,
+    table: Table,
+    rows: list[dict[str, Any]],
+    index_elements: tuple[str, ...] | None,
+    returning: tuple[str, ...],
+) -> Result[Any]:
+    """Insert many rows (all with the same keys) in one statement, skipping any that
+    conflicts on `index_elements` (None: on any unique index); the `returning` columns of
+    those inserted.
+
+    On PostgreSQL the rows travel as one array per column (`INSERT ... SELECT FROM
+    unnest(...)`), so the statement text is the same whatever the number of rows: prepared
+    once per connection and planned once. A multi-row VALUES list is a new statement for
+    every row count, prepared and planned again by the server, and SQLAlchemy processes its
+    parameters row by row. SQLite takes the multi-row VALUES form.
+    """
+    dialect = session.get_bind().dialect.name
+    columns = tuple(rows[0])
+    if dialect == "postgresql":
+        statement = _unnest_insert(table, columns, index_elements, returning)
+        arrays = {column: [row[column] for row in rows] for column in columns}
+        return await session.execute(statement, arrays)
+    insert = sqlite_insert(table).on_conflict_do_nothing(index_elements=index_elements)
+    result: Result[Any] = await session.execute(
+        insert.returning(*(table.c[c] for c in returning)), rows
+    )
+    return result
+
+
+@cache
+def _unnest_insert(
+    table: Table,
+    columns: tuple[str, ...],
+    index_elements: tuple[str, ...] | None,
+    returning: tuple[str, ...],
+) -> TextualSelect:
+    dialect: Any = postgresql.dialect()  # type: ignore[no-untyped-call]
+    quote = dialect.identifier_preparer.quote
+    arrays = ", ".join(
+        f"CAST(:{column} AS {table.c[column].type.compile(dialect=dialect)}[])"
+        for column in columns
+    )
+    target = f" ({', '.join(quote(name) for name in index_elements)})" if index_elements else ""
+    statement = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+        f"SELECT * FROM unnest({arrays}) ON CONFLICT{target} DO NOTHING "
+        f"RETURNING {', '.join(quote(c) for c in returning)}"
+    )
+    return (
+        text(statement)
+        .bindparams(*(bindparam(c, type_=ARRAY(table.c[c].type)) for c in columns))
+        .columns(*(table.c[c] for c in returning))
+    )
+
+
+def in_list(
+    dialect: str, column: ColumnElement[Any] | QueryableAttribute[Any], name: str
+) -> ColumnElement[bool]:
+    """`column IN (<the list bound as name>)`. On PostgreSQL `column = ANY(:name)` with the
+    list as one array: the statement text does not change with the list's length, so it is
+    prepared and planned once (an expanding IN is a new statement for every length)."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
 
 
 async def insert_if_absent(session: AsyncSession, model: type[M], **values: Any) -> M | None:

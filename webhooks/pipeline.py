@@ -110,13 +110,14 @@ def delivery_row(shop_id: int, delivery: Delivery, received_at: datetime) -> dic
     }
 
 
+DELIVERY_KEY = ("shop_id", "source", "delivery_id")  # a delivery is new once per shop and source
+
+
 def insert_deliveries_statement(session: AsyncSession) -> Any:
     """INSERT ... ON CONFLICT (shop, source, delivery id) DO NOTHING RETURNING delivery_id:
     Core, not ORM-enabled, as it runs on every delivery and needs no ORM object."""
     table = Base.metadata.tables[WebhookDelivery.__tablename__]
-    return insert_ignoring_conflicts(
-        session, table, ("shop_id", "source", "delivery_id"), returning="delivery_id"
-    )
+    return insert_ignoring_conflicts(session, table, DELIVERY_KEY, returning="delivery_id")
 
 
 async def _insert_delivery(session: AsyncSession, shop_id: int, delivery: Delivery) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import insert_ignoring_conflicts
+from app.db import insert_ignoring_conflicts, insert_rows_ignoring_conflicts
 from app.models import Base, MemberEvent
 from app.models.base import utcnow
 
@@ -96,12 +96,14 @@ async def record_many(session: AsyncSession, rows: list[dict[str, Any]]) -> None
     if not rows:
         return
     table = Base.metadata.tables[MemberEvent.__tablename__]
-    statement = insert_ignoring_conflicts(session, table, ("shop_id", "unique_id"))
     now = utcnow()
-    await session.execute(
-        statement,
+    await insert_rows_ignoring_conflicts(
+        session,
+        table,
         sorted(
             ({"occurred_at": now, "created_at": now} | row for row in rows),
             key=lambda row: str(row["unique_id"]),
         ),
+        ("shop_id", "unique_id"),
+        ("id",),
     )

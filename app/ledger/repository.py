@@ -28,7 +28,12 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from app.db import dialect_insert, insert_ignoring_conflicts
+from app.db import (
+    dialect_insert,
+    in_list,
+    insert_ignoring_conflicts,
+    insert_rows_ignoring_conflicts,
+)
 from app.models import Base, EntryStatus, LedgerEntry, Member, Order, OrderRefund
 from app.models.base import utcnow
 from app.program.config import ProgramConfig, TierBasis
@@ -138,10 +143,9 @@ class LedgerRepository:
         if not rows:
             return set()
         table = Base.metadata.tables[LedgerEntry.__tablename__]
-        statement = insert_ignoring_conflicts(
-            self.session, table, ("shop_id", "idempotency_key"), returning="idempotency_key"
+        result = await insert_rows_ignoring_conflicts(
+            self.session, table, rows, ("shop_id", "idempotency_key"), ("idempotency_key",)
         )
-        result = await self.session.execute(statement, rows)
         return set(result.scalars())
 
     async def move_balances(self, deltas: list[tuple[int, BalanceDelta]]) -> None:
@@ -298,47 +302,49 @@ class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    def _dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
     async def insert_many(self, rows: list[dict[str, Any]]) -> set[str]:
         """Insert orders Stamp has not seen; the order ids that were new."""
         if not rows:
             return set()
         table = Base.metadata.tables[Order.__tablename__]
-        statement = insert_ignoring_conflicts(
-            self.session, table, ("shop_id", "order_id"), returning="order_id"
+        result = await insert_rows_ignoring_conflicts(
+            self.session, table, rows, ("shop_id", "order_id"), ("order_id",)
         )
-        result = await self.session.execute(statement, rows)
         return set(result.scalars())
 
     async def members_of(self, shop_id: int, order_ids: list[str]) -> dict[str, int | None]:
         """Which of these orders Stamp knows, with the member each belongs to (or None)."""
         result = await self.session.execute(
-            _orders_and_members(), {"shop_id": shop_id, "order_ids": order_ids}
+            _orders_and_members(self._dialect()), {"shop_id": shop_id, "order_ids": order_ids}
         )
         return {order_id: member_id for order_id, member_id in result}
 
     async def refunded_before(self, shop_id: int, order_ids: list[str]) -> set[str]:
         """Which of these orders already have refunds recorded (they arrived first)."""
         result = await self.session.execute(
-            _orders_with_refunds(), {"shop_id": shop_id, "order_ids": order_ids}
+            _orders_with_refunds(self._dialect()), {"shop_id": shop_id, "order_ids": order_ids}
         )
         return set(result.scalars())
 
 
 @cache
-def _orders_and_members() -> Select[str, int | None]:
+def _orders_and_members(dialect: str) -> Select[str, int | None]:
     return select(Order.order_id, Order.member_id).where(
         Order.shop_id == bindparam("shop_id"),
-        Order.order_id.in_(bindparam("order_ids", expanding=True)),
+        in_list(dialect, Order.order_id, "order_ids"),
     )
 
 
 @cache
-def _orders_with_refunds() -> Select[Any]:
+def _orders_with_refunds(dialect: str) -> Select[Any]:
     return (
         select(OrderRefund.order_id)
         .where(
             OrderRefund.shop_id == bindparam("shop_id"),
-            OrderRefund.order_id.in_(bindparam("order_ids", expanding=True)),
+            in_list(dialect, OrderRefund.order_id, "order_ids"),
         )
         .distinct()
     )

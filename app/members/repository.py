@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Select, and_, bindparam, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import insert_if_absent
+from app.db import in_list, insert_if_absent, insert_rows_ignoring_conflicts
 from app.models import Base, Member
 from app.models.base import utcnow
 from app.program.config import ProgramConfig
@@ -27,7 +27,7 @@ def _member_with_tier_points(bounded: bool | None) -> Select[Member, Any]:
 
 
 @cache
-def _with_customer_ids_or_emails(bounded: bool | None) -> Select[Member, Any]:
+def _with_customer_ids_or_emails(dialect: str, bounded: bool | None) -> Select[Member, Any]:
     from app.ledger.repository import tier_points_expression
 
     window = literal(0) if bounded is None else tier_points_expression(Member.id, bounded)
@@ -36,8 +36,8 @@ def _with_customer_ids_or_emails(bounded: bool | None) -> Select[Member, Any]:
         .where(
             Member.shop_id == bindparam("shop_id"),
             or_(
-                Member.customer_id.in_(bindparam("customer_ids", expanding=True)),
-                Member.email.in_(bindparam("emails", expanding=True)),
+                in_list(dialect, Member.customer_id, "customer_ids"),
+                in_list(dialect, Member.email, "emails"),
             ),
         )
         .order_by(Member.id)
@@ -63,19 +63,6 @@ def _by_customer_id_or_guest_email() -> Select[Member]:
             ),
         )
         .order_by(Member.id)
-    )
-
-
-@cache
-def _insert_members(dialect: str, table: Any) -> Any:
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return (
-        insert(table)
-        .on_conflict_do_nothing()
-        .returning(table.c.id, table.c.customer_id, table.c.email)
     )
 
 
@@ -138,7 +125,7 @@ class MemberRepository:
         window = tier_window_filter(config)
         bounded, params = window if window is not None else (None, {})
         result = await self.session.execute(
-            _with_customer_ids_or_emails(bounded),
+            _with_customer_ids_or_emails(self.session.get_bind().dialect.name, bounded),
             {"shop_id": shop_id, "customer_ids": customer_ids, "emails": emails, **params},
         )
         return [(row[0], int(row[1] or 0)) for row in result]
@@ -168,9 +155,10 @@ class MemberWriter:
         if not rows:
             return []
         table = Base.metadata.tables[Member.__tablename__]
-        statement = _insert_members(self.session.get_bind().dialect.name, table)
-        result = await self.session.execute(statement, rows)
-        return [(member_id, customer_id, email) for member_id, customer_id, email in result]
+        result = await insert_rows_ignoring_conflicts(
+            self.session, table, rows, None, ("id", "customer_id", "email")
+        )
+        return [(row.id, row.customer_id, row.email) for row in result]
 
     async def guest_by_email(self, shop_id: int, email: str) -> Member | None:
         result = await self.session.execute(
