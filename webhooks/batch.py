@@ -20,20 +20,20 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import unit_of_work
+from app.db import insert_rows_ignoring_conflicts, unit_of_work
 from app.ledger.batch import OrderDelivery, apply_orders
-from app.models import Shop, ShopStatus
+from app.models import Base, Shop, ShopStatus, WebhookDelivery
 from app.models.base import utcnow
 from app.observability.metrics import WEBHOOK_BATCH_SIZE
 from app.state import State
 from webhooks.pipeline import (
+    DELIVERY_KEY,
     Delivery,
     Handler,
     Outcome,
     ShopGate,
     delivery_row,
     find_shop,
-    insert_deliveries_statement,
     is_transient,
     parse_json,
     process,
@@ -64,7 +64,10 @@ class OrderBatcher:
     handlers: dict[str, Handler]
     size: int = 64
     lanes: int = 1
+    linger: float = 0.001
+    linger_steps: int = 3
     _waiting: list[_Waiting] = field(default_factory=list)
+    _last: int = 0
     _lanes: set[asyncio.Task[None]] = field(default_factory=set)  # held: a task is weak
 
     async def submit(self, gate: ShopGate, delivery: Delivery) -> Outcome:
@@ -76,10 +79,32 @@ class OrderBatcher:
             lane.add_done_callback(self._lanes.discard)
         return await answer
 
+    async def _gather(self) -> None:
+        """Under load (the last batch held more than one), wait while deliveries keep
+        arriving, `linger` seconds at a time and `linger_steps` times at most.
+
+        The senders just answered by the last batch send their next delivery at once;
+        without this wait the lane starts on the few that came meanwhile, those senders come
+        back during that batch, and the process settles into two half-size batches a round
+        (measured in bench/README.md: 19 + 6 and 28 + 11 instead of 25 and 39)."""
+        if self._last <= 1:
+            return
+        for _ in range(self.linger_steps):
+            before = len(self._waiting)
+            if before >= self.size:
+                return
+            await asyncio.sleep(self.linger)
+            if len(self._waiting) == before:
+                return
+
     async def _lane(self) -> None:
         while self._waiting:
+            await self._gather()
             batch = self._waiting[: self.size]
             del self._waiting[: self.size]
+            if not batch:
+                continue  # another lane took them while this one waited
+            self._last = len(batch)
             try:
                 outcomes = await process_orders(
                     self.state, [(one.gate, one.delivery) for one in batch], self.handlers
@@ -204,8 +229,14 @@ async def _insert_deliveries(
         rows.setdefault(
             (delivery.source, delivery.delivery_id), delivery_row(shop_id, delivery, now)
         )
-    statement = insert_deliveries_statement(session)
-    inserted = set((await session.execute(statement, list(rows.values()))).scalars())
+    result = await insert_rows_ignoring_conflicts(
+        session,
+        Base.metadata.tables[WebhookDelivery.__tablename__],
+        list(rows.values()),
+        DELIVERY_KEY,
+        ("delivery_id",),
+    )
+    inserted = set(result.scalars())
     fresh: list[_Parsed] = []
     for one in group:
         key = one.delivery.delivery_id
