@@ -27,6 +27,7 @@ os.environ.update(
 )
 
 import httpx  # noqa: E402
+import hypothesis  # noqa: E402
 import pytest  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine  # noqa: E402
@@ -40,6 +41,13 @@ from app.state import State  # noqa: E402
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# Property tests draw new examples on every run outside CI (that is how they find bugs:
+# tests/ledger/test_batch.py found one this way); CI replays a fixed draw, so a red build
+# is always the change's doing, never the luck of the draw.
+hypothesis.settings.register_profile("ci", derandomize=True)
+if IN_CI:
+    hypothesis.settings.load_profile("ci")
 
 
 def service_missing(what: str, error: BaseException) -> None:
