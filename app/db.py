@@ -188,9 +188,9 @@ async def insert_rows_ignoring_conflicts(
     index_elements: tuple[str, ...] | None,
     returning: tuple[str, ...],
 ) -> Result[Any]:
-    """Insert many rows (all with the same keys) in one statement, skipping any that
-    conflicts on `index_elements` (None: on any unique index); the `returning` columns of
-    those inserted.
+    """Insert many rows (all with the same keys, including every column that has a
+    Python-side default) in one statement, skipping any that conflicts on
+    `index_elements` (None: on any unique index); the `returning` columns of those inserted.
 
     On PostgreSQL the rows travel as one array per column (`INSERT ... SELECT FROM
     unnest(...)`), so the statement text is the same whatever the number of rows: prepared
@@ -200,6 +200,9 @@ async def insert_rows_ignoring_conflicts(
     """
     dialect = session.get_bind().dialect.name
     columns = tuple(rows[0])
+    if missing := _defaults_left_out(table, columns):
+        # The array form is plain SQL: SQLAlchemy's Python-side defaults do not apply.
+        raise ValueError(f"rows for {table.name} must carry {', '.join(missing)}")
     if dialect == "postgresql":
         statement = _unnest_insert(table, columns, index_elements, returning)
         arrays = {column: [row[column] for row in rows] for column in columns}
@@ -209,6 +212,11 @@ async def insert_rows_ignoring_conflicts(
         insert.returning(*(table.c[c] for c in returning)), rows
     )
     return result
+
+
+@cache
+def _defaults_left_out(table: Table, columns: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(c.name for c in table.c if c.default is not None and c.name not in columns)
 
 
 @cache
