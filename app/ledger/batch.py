@@ -199,7 +199,10 @@ async def _earn_together(
 
     now = utcnow()
     release_at = rules.pending_release_at(now, config)
-    created = await _create_members(session, shop, plans, config, release_at, now)
+    status = EntryStatus.pending if release_at else EntryStatus.available
+    created = await _create_members(session, shop, plans, config, release_at, status, now)
+    # New members are inserted holding their first earning: no balance update for them.
+    opened = {row["id"] for row in created if row["updated_at"] is not None}
     plans = _keep(plans, alone, lambda plan: plan.member is not None or plan.member_id != 0)
     for plan in plans:
         if plan.member is not None:
@@ -211,13 +214,16 @@ async def _earn_together(
             key=lambda row: str(row["order_id"]),
         )
     )
+    if any(plan.member_id in opened and plan.event.order_id not in inserted for plan in plans):
+        # Another transaction wrote the order meanwhile: its member holds points no entry
+        # of this batch will back. Go one by one.
+        raise BatchConflict("an order of a member made by this batch was already written")
     plans = _keep(plans, alone, lambda plan: plan.event.order_id in inserted)
     if await orders.refunded_before(shop.id, sorted(inserted)):
         # A refund committed between the first read and the insert: go one by one.
         raise BatchConflict("a refund arrived for an order of the batch while it was written")
 
     earning = [plan for plan in plans if plan.points > 0]
-    status = EntryStatus.pending if release_at else EntryStatus.available
     entries = sorted(
         (_entry_row(shop, plan, program.version_id, status, release_at, now) for plan in earning),
         key=lambda row: str(row["idempotency_key"]),
@@ -225,7 +231,11 @@ async def _earn_together(
     if len(await LedgerRepository(session).append_many(entries)) != len(entries):
         raise BatchConflict("an earning of a new order was already in the ledger")
     await LedgerRepository(session).move_balances(
-        [(plan.member_id, balance_delta("earn", status, plan.points)) for plan in earning]
+        [
+            (plan.member_id, balance_delta("earn", status, plan.points))
+            for plan in earning
+            if plan.member_id not in opened
+        ]
     )
     for plan in earning:
         await rollups.record_entry(
@@ -354,11 +364,14 @@ async def _create_members(
     plans: list[_Plan],
     config: ProgramConfig,
     release_at: datetime | None,
+    status: EntryStatus,
     now: datetime,
 ) -> list[dict[str, Any]]:
     """Insert the batch's new members (customers and guests); the rows made, for the outbox.
 
-    A member another transaction created meanwhile is skipped here (its order goes alone)."""
+    A member whose order earns is inserted with that earning in its balances, as posting it
+    would leave them (`updated_at` set; None when nothing was earned). A member another
+    transaction created meanwhile is skipped here (its order goes alone)."""
     # In key order: two transactions inserting the same members wait, never deadlock.
     new = sorted(
         (plan for plan in plans if plan.member is None),
@@ -375,18 +388,21 @@ async def _create_members(
             if customer is not None
             else {"email": plan.buyer.email, "first_name": None, "last_name": None, "phone": None}
         )
+        opening = balance_delta("earn", status, plan.points)
+        earned = now if plan.points > 0 else None
         rows.append(
             {
                 "shop_id": shop.id,
                 "customer_id": customer.customer_id if customer else None,
                 "is_account": customer.is_account if customer else False,
                 "referral_code": members.new_referral_code(),
-                "points_balance": 0,
-                "pending_points": 0,
-                "lifetime_points": 0,
+                "points_balance": opening.available,
+                "pending_points": opening.pending,
+                "lifetime_points": opening.lifetime,
                 "expiring_points": 0,
                 "tier_name": _starting_tier(plan, config, release_at),
-                "sync_dirty_at": None,
+                "sync_dirty_at": earned,
+                "updated_at": earned,
                 "created_at": now,
                 **profile,
             }

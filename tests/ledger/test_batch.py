@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, func, select
@@ -25,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import unit_of_work
 from app.events import CustomerInfo, OrderCancelled, OrderPaid, OrderRefunded
 from app.ledger import engine
-from app.ledger.batch import OrderDelivery, apply_orders
+from app.ledger.batch import BatchConflict, OrderDelivery, apply_orders
+from app.ledger.repository import OrderRepository
 from app.models import LedgerEntry, Member, MemberEvent, Order, PointsDay, Shop
 from app.program.config import (
     EarningRule,
@@ -399,6 +401,37 @@ async def test_common_case_orders_are_written_together_in_a_few_statements(
         )
         balances = {customer_id: balance for customer_id, balance in rows}
     assert balances == {"700": 170, "701": 170, "702": 50, "703": 50, "704": 50}
+
+
+async def test_a_new_members_order_written_meanwhile_sends_the_batch_one_by_one(
+    state: State, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given order o3 stored for customer 700, which the batch's read does not see (as if
+    # another transaction had written it just after)
+    shop_id = await make_shop(state, base_program(), ["none"] * 5, {3}, set())
+    async with state.sessionmaker() as session:
+        before = await snapshot(session, shop_id)
+
+    async def sees_nothing(self: Any, shop_id: int, order_ids: list[str]) -> dict[str, int]:
+        return {}
+
+    monkeypatch.setattr(OrderRepository, "members_of", sees_nothing)
+
+    # when o3 comes paid by customer 701, who is new and would be made holding its points
+    async def apply_batch() -> None:
+        async with unit_of_work(state.sessionmaker) as session:
+            shop = await session.get(Shop, shop_id)
+            assert shop is not None
+            await apply_orders(
+                session, shop, batch_items([(1, 3, Decimal("40.00"), False, "paid")])
+            )
+
+    with pytest.raises(BatchConflict, match="member made by this batch"):
+        await apply_batch()
+
+    # then the batch is refused whole and nothing of it was written
+    async with state.sessionmaker() as session:
+        assert await snapshot(session, shop_id) == before
 
 
 async def test_each_event_alone_in_a_batch_sees_what_the_one_before_changed(
