@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import QueryableAttribute
+from sqlalchemy.orm import QueryableAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.settings import Settings, async_database_url
@@ -154,9 +154,14 @@ def run_after_commit(callbacks: list[Callable[[], Any]]) -> int:
     return failed
 
 
+def dialect_name(session: AsyncSession | Session) -> str:
+    """The session's database: "postgresql" or "sqlite"."""
+    return session.get_bind().dialect.name
+
+
 def dialect_insert(session: AsyncSession) -> Any:
     """`insert` with ON CONFLICT support for the session's database (PostgreSQL or SQLite)."""
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
 
 
 @cache
@@ -176,9 +181,7 @@ def insert_ignoring_conflicts(
     Building a statement costs more than running it on the hot paths (a few hundred
     microseconds each), so the statements every webhook runs are built once.
     """
-    return _insert_ignoring(
-        session.get_bind().dialect.name, table, index_elements, table.c[returning]
-    )
+    return _insert_ignoring(dialect_name(session), table, index_elements, table.c[returning])
 
 
 async def insert_rows_ignoring_conflicts(
@@ -198,12 +201,11 @@ async def insert_rows_ignoring_conflicts(
     every row count, prepared and planned again by the server, and SQLAlchemy processes its
     parameters row by row. SQLite takes the multi-row VALUES form.
     """
-    dialect = session.get_bind().dialect.name
     columns = tuple(rows[0])
     if missing := _defaults_left_out(table, columns):
         # The array form is plain SQL: SQLAlchemy's Python-side defaults do not apply.
         raise ValueError(f"rows for {table.name} must carry {', '.join(missing)}")
-    if dialect == "postgresql":
+    if dialect_name(session) == "postgresql":
         statement = _unnest_insert(table, columns, index_elements, returning)
         arrays = {column: [row[column] for row in rows] for column in columns}
         return await session.execute(statement, arrays)
@@ -263,6 +265,6 @@ async def insert_if_absent(session: AsyncSession, model: type[M], **values: Any)
     or a savepoint, in one round trip.
     """
     target: Any = model
-    statement = _insert_ignoring(session.get_bind().dialect.name, target, None, target)
+    statement = _insert_ignoring(dialect_name(session), target, None, target)
     result = await session.scalars(statement, values, execution_options={"populate_existing": True})
     return result.one_or_none()

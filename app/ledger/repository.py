@@ -30,6 +30,7 @@ from sqlalchemy.orm.util import identity_key
 
 from app.db import (
     dialect_insert,
+    dialect_name,
     in_list,
     insert_ignoring_conflicts,
     insert_rows_ignoring_conflicts,
@@ -302,9 +303,6 @@ class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def _dialect(self) -> str:
-        return self.session.get_bind().dialect.name
-
     async def insert_many(self, rows: list[dict[str, Any]]) -> set[str]:
         """Insert orders Stamp has not seen; the order ids that were new."""
         if not rows:
@@ -318,14 +316,16 @@ class OrderRepository:
     async def members_of(self, shop_id: int, order_ids: list[str]) -> dict[str, int | None]:
         """Which of these orders Stamp knows, with the member each belongs to (or None)."""
         result = await self.session.execute(
-            _orders_and_members(self._dialect()), {"shop_id": shop_id, "order_ids": order_ids}
+            _orders_and_members(dialect_name(self.session)),
+            {"shop_id": shop_id, "order_ids": order_ids},
         )
         return {order_id: member_id for order_id, member_id in result}
 
     async def refunded_before(self, shop_id: int, order_ids: list[str]) -> set[str]:
         """Which of these orders already have refunds recorded (they arrived first)."""
         result = await self.session.execute(
-            _orders_with_refunds(self._dialect()), {"shop_id": shop_id, "order_ids": order_ids}
+            _orders_with_refunds(dialect_name(self.session)),
+            {"shop_id": shop_id, "order_ids": order_ids},
         )
         return set(result.scalars())
 

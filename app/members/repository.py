@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Select, and_, bindparam, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import in_list, insert_if_absent, insert_rows_ignoring_conflicts
+from app.db import dialect_name, in_list, insert_if_absent, insert_rows_ignoring_conflicts
 from app.models import Base, Member
 from app.models.base import utcnow
 from app.program.config import ProgramConfig
@@ -125,7 +125,7 @@ class MemberRepository:
         window = tier_window_filter(config)
         bounded, params = window if window is not None else (None, {})
         result = await self.session.execute(
-            _with_customer_ids_or_emails(self.session.get_bind().dialect.name, bounded),
+            _with_customer_ids_or_emails(dialect_name(self.session), bounded),
             {"shop_id": shop_id, "customer_ids": customer_ids, "emails": emails, **params},
         )
         return [(row[0], int(row[1] or 0)) for row in result]

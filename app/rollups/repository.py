@@ -12,6 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from app.db import dialect_name
 from app.models import LedgerEntry, PointsDay
 from app.rollups.rules import ISSUING_KINDS, SLOTS
 
@@ -35,9 +36,8 @@ def write_rollup_rows(session: Session, rows: list[tuple[int, date, int, int, in
 
     Synchronous: it runs inside a commit (`service._write_pending`), where the async
     session's work is already on its own greenlet."""
-    dialect = session.get_bind().dialect.name
     session.execute(
-        _upsert(dialect),
+        _upsert(dialect_name(session)),
         [{"shop_id": s, "day": d, "slot": n, "issued": i, "redeemed": r} for s, d, n, i, r in rows],
     )
 
@@ -46,12 +46,8 @@ class RollupRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    @property
-    def _dialect(self) -> str:
-        return self.session.get_bind().dialect.name
-
     def _entry_day(self) -> Any:
-        if self._dialect == "postgresql":
+        if dialect_name(self.session) == "postgresql":
             return func.date(func.timezone("UTC", LedgerEntry.created_at))
         return func.date(LedgerEntry.created_at)
 
