@@ -20,20 +20,20 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import insert_rows_ignoring_conflicts, unit_of_work
+from app.db import unit_of_work
 from app.ledger.batch import OrderDelivery, apply_orders
-from app.models import Base, Shop, ShopStatus, WebhookDelivery
+from app.models import Shop, ShopStatus
 from app.models.base import utcnow
 from app.observability.metrics import WEBHOOK_BATCH_SIZE
 from app.state import State
 from webhooks.pipeline import (
-    DELIVERY_KEY,
     Delivery,
     Handler,
     Outcome,
     ShopGate,
     delivery_row,
     find_shop,
+    insert_deliveries,
     is_transient,
     parse_json,
     process,
@@ -229,14 +229,7 @@ async def _insert_deliveries(
         rows.setdefault(
             (delivery.source, delivery.delivery_id), delivery_row(shop_id, delivery, now)
         )
-    result = await insert_rows_ignoring_conflicts(
-        session,
-        Base.metadata.tables[WebhookDelivery.__tablename__],
-        list(rows.values()),
-        DELIVERY_KEY,
-        ("delivery_id",),
-    )
-    inserted = set(result.scalars())
+    inserted = await insert_deliveries(session, list(rows.values()))
     fresh: list[_Parsed] = []
     for one in group:
         key = one.delivery.delivery_id

@@ -20,7 +20,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import insert_ignoring_conflicts, unit_of_work
+from app.db import insert_rows_ignoring_conflicts, unit_of_work
 from app.models import Base, DeadLetter, Shop, ShopStatus, WebhookDelivery
 from app.models.base import utcnow
 from app.program.service import remember_program
@@ -110,22 +110,18 @@ def delivery_row(shop_id: int, delivery: Delivery, received_at: datetime) -> dic
     }
 
 
-DELIVERY_KEY = ("shop_id", "source", "delivery_id")  # a delivery is new once per shop and source
-
-
-def insert_deliveries_statement(session: AsyncSession) -> Any:
-    """INSERT ... ON CONFLICT (shop, source, delivery id) DO NOTHING RETURNING delivery_id:
-    Core, not ORM-enabled, as it runs on every delivery and needs no ORM object."""
+async def insert_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert `delivery_row`s, skipping any delivery seen before (per shop and source); the
+    delivery ids that were new."""
     table = Base.metadata.tables[WebhookDelivery.__tablename__]
-    return insert_ignoring_conflicts(session, table, DELIVERY_KEY, returning="delivery_id")
+    key = ("shop_id", "source", "delivery_id")
+    result = await insert_rows_ignoring_conflicts(session, table, rows, key, ("delivery_id",))
+    return set(result.scalars())
 
 
 async def _insert_delivery(session: AsyncSession, shop_id: int, delivery: Delivery) -> bool:
     """True when this delivery is new."""
-    result = await session.execute(
-        insert_deliveries_statement(session), delivery_row(shop_id, delivery, utcnow())
-    )
-    return result.scalar_one_or_none() is not None
+    return bool(await insert_deliveries(session, [delivery_row(shop_id, delivery, utcnow())]))
 
 
 def _kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
