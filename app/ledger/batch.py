@@ -105,26 +105,29 @@ def _may_batch(config: ProgramConfig) -> bool:
     return not config.referral.enabled and tier_window_filter(config) is not None
 
 
-def _candidate(item: OrderDelivery, config: ProgramConfig) -> tuple[OrderPaid, _Buyer] | None:
-    """The event and buyer if this event may earn together, judged on it and the program."""
+def _candidate(
+    item: OrderDelivery, buyer: _Buyer | None, config: ProgramConfig
+) -> OrderPaid | None:
+    """The event if it may earn together, judged on it, its buyer and the program."""
     event = item.event
-    if not isinstance(event, OrderPaid):
-        return None
-    buyer = _buyer(event)
     accounts_only = config.participation is Participation.accounts_only
     if (
-        buyer is None
+        not isinstance(event, OrderPaid)
+        or buyer is None
         or event.cancelled
         or event.is_test
         or not engine.order_earns_now(event, item.occasion, config)
         or (accounts_only and (buyer.customer is None or not buyer.customer.is_account))
     ):
         return None
-    return event, buyer
+    return event
 
 
-def _buyer(event: OrderPaid) -> _Buyer | None:
-    """The buyer as `members.member_for_customer` sees them; None for an order from no one."""
+def _buyer(event: DomainEvent) -> _Buyer | None:
+    """A paid order's buyer as `members.member_for_customer` sees them; None for any other
+    event and for an order from no one."""
+    if not isinstance(event, OrderPaid):
+        return None
     customer = event.customer
     email = (customer.email if customer else None) or event.email
     if customer is not None and customer.customer_id:
@@ -132,19 +135,15 @@ def _buyer(event: OrderPaid) -> _Buyer | None:
     return _Buyer(None, email) if email else None
 
 
-def _keys(event: DomainEvent) -> set[str]:
+def _keys(event: DomainEvent, buyer: _Buyer | None) -> set[str]:
     """What an event may touch, as far as the event itself says."""
     keys: set[str] = set()
-    order_id = getattr(event, "order_id", None)
-    if order_id is not None:
+    if order_id := _order_id(event):
         keys.add(f"order:{order_id}")
-    if isinstance(event, OrderPaid):
-        customer = event.customer
-        if customer is not None and customer.customer_id:
-            keys.add(f"customer:{customer.customer_id}")
-        email = (customer.email if customer else None) or event.email
-        if email:
-            keys.add(f"email:{lookup_email(email)}")
+    if buyer is not None and buyer.customer is not None:
+        keys.add(f"customer:{buyer.customer.customer_id}")
+    if buyer is not None and buyer.email:
+        keys.add(f"email:{lookup_email(buyer.email)}")
     return keys
 
 
@@ -158,18 +157,12 @@ async def _earn_together(
     """Write the batch's common-case orders set-wise; return those written, and put every
     other event, in the order they came, in `alone`."""
     config = program.config
-    paid = [event for item in items if isinstance(event := item.event, OrderPaid)]
-    buyers = [buyer for event in paid if (buyer := _buyer(event)) is not None]
-    emails: set[str] = {buyer.email for buyer in buyers if buyer.email}
+    buyers = [_buyer(item.event) for item in items]
+    customers = [buyer.customer for buyer in buyers if buyer is not None and buyer.customer]
+    emails = {buyer.email for buyer in buyers if buyer is not None and buyer.email}
     known = await MemberRepository(session).with_customer_ids_or_emails(
         shop.id,
-        sorted(
-            {
-                buyer.customer.customer_id
-                for buyer in buyers
-                if buyer.customer is not None and buyer.customer.customer_id
-            }
-        ),
+        sorted({customer.customer_id for customer in customers if customer.customer_id}),
         sorted(emails | {lookup_email(email) for email in emails}),
         config,
     )
@@ -180,15 +173,14 @@ async def _earn_together(
 
     plans: list[_Plan] = []
     seen: set[str] = set()
-    for item in items:
-        keys = _keys(item.event)
-        candidate = _candidate(item, config)
+    for item, buyer in zip(items, buyers, strict=True):
+        keys = _keys(item.event, buyer)
+        event = _candidate(item, buyer, config)
         plan = None
-        if candidate is not None:
-            event, buyer = candidate
+        if event is not None and buyer is not None:
             plan, member_key = _plan(item, event, buyer, known, known_orders, refunded, config)
         else:
-            member_key = _member_key_of(item.event, known, known_orders)
+            member_key = _member_key_of(item.event, buyer, known, known_orders)
         if member_key:
             keys.add(member_key)
         if plan is None or keys & seen:
@@ -202,7 +194,7 @@ async def _earn_together(
     status = EntryStatus.pending if release_at else EntryStatus.available
     created = await _create_members(session, shop, plans, config, release_at, status, now)
     # New members are inserted holding their first earning: no balance update for them.
-    opened = {row["id"] for row in created if row["updated_at"] is not None}
+    made = {row["id"] for row in created}
     plans = _keep(plans, alone, lambda plan: plan.member is not None or plan.member_id != 0)
     for plan in plans:
         if plan.member is not None:
@@ -214,7 +206,10 @@ async def _earn_together(
             key=lambda row: str(row["order_id"]),
         )
     )
-    if any(plan.member_id in opened and plan.event.order_id not in inserted for plan in plans):
+    if any(
+        plan.member_id in made and plan.points > 0 and plan.event.order_id not in inserted
+        for plan in plans
+    ):
         # Another transaction wrote the order meanwhile: its member holds points no entry
         # of this batch will back. Go one by one.
         raise BatchConflict("an order of a member made by this batch was already written")
@@ -234,7 +229,7 @@ async def _earn_together(
         [
             (plan.member_id, balance_delta("earn", status, plan.points))
             for plan in earning
-            if plan.member_id not in opened
+            if plan.member_id not in made
         ]
     )
     for plan in earning:
@@ -291,9 +286,13 @@ def _plan(
     member_key = f"member:{member.id}" if member is not None else None
     if found is _CLAIMS_GUEST or event.order_id in known_orders or event.order_id in refunded:
         return None, member_key  # a guest's points claimed, a known order, an earlier refund
-    if member is not None and buyer.customer is not None:
-        if not members.profile_is_current(member, buyer.customer):
-            return None, member_key  # the member's profile is updated on the way
+    customer = buyer.customer
+    if (
+        member is not None
+        and customer is not None
+        and not members.profile_is_current(member, customer)
+    ):
+        return None, member_key  # the member's profile is updated on the way
     tier = rules.tier_for(max(window_points, 0), config)
     points = rules.order_earning(event, config, rules.tier_multiplier(tier)) or 0
     basis = rules.earning_basis(event, config)
@@ -301,13 +300,16 @@ def _plan(
 
 
 def _member_key_of(
-    event: DomainEvent, known: list[tuple[Member, int]], known_orders: dict[str, int | None]
+    event: DomainEvent,
+    buyer: _Buyer | None,
+    known: list[tuple[Member, int]],
+    known_orders: dict[str, int | None],
 ) -> str | None:
     """The member an event that goes alone would touch, where the batch can tell."""
     order_id = _order_id(event)
     if order_id is not None and known_orders.get(order_id):
         return f"member:{known_orders[order_id]}"
-    if isinstance(event, OrderPaid) and (buyer := _buyer(event)) is not None:
+    if buyer is not None:
         found = _member_of(buyer, known)
         if isinstance(found, tuple):
             return f"member:{found[0].id}"
