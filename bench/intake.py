@@ -38,8 +38,8 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,14 +101,21 @@ class Case:
 # --- databases -------------------------------------------------------------------------
 
 
-async def _pg_admin(statement: str) -> None:
+@asynccontextmanager
+async def _pg_connection(database: str = "postgres") -> AsyncIterator[Any]:
+    """An asyncpg connection to the local server as `postgres`, closed on the way out."""
     import asyncpg
 
-    connection = await asyncpg.connect(host=HOST, port=5432, user="postgres", database="postgres")
+    connection = await asyncpg.connect(host=HOST, port=5432, user="postgres", database=database)
     try:
-        await connection.execute(statement)
+        yield connection
     finally:
         await connection.close()
+
+
+async def _pg_admin(statement: str) -> None:
+    async with _pg_connection() as connection:
+        await connection.execute(statement)
 
 
 def create_database(kind: str, workdir: Path) -> tuple[str, str]:
@@ -158,13 +165,8 @@ def db_task(env: dict[str, str], *arguments: str) -> dict[str, Any]:
 
 
 async def _autovacuum_is_on() -> bool:
-    import asyncpg
-
-    connection = await asyncpg.connect(host=HOST, port=5432, user="postgres", database="postgres")
-    try:
+    async with _pg_connection() as connection:
         return bool(await connection.fetchval("SELECT current_setting('autovacuum') = 'on'"))
-    finally:
-        await connection.close()
 
 
 # Autovacuum's own rule: analyze a table once the rows changed since its last analyze pass
@@ -208,18 +210,11 @@ class AutoAnalyze:
             self._thread.join(timeout=30)
 
     async def _loop(self) -> None:
-        import asyncpg
-
-        connection = await asyncpg.connect(
-            host=HOST, port=5432, user="postgres", database=self.database
-        )
-        try:
+        async with _pg_connection(self.database) as connection:
             while not self._stop.wait(self.interval):
                 for (table,) in await connection.fetch(_STALE_TABLES):
                     await connection.execute(f'ANALYZE "{table}"')
                     self.runs += 1
-        finally:
-            await connection.close()
 
 
 @contextmanager
