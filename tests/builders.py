@@ -13,6 +13,7 @@ from app.crypto import Cipher
 from app.integrations.shopify.signing import webhook_hmac
 from app.models import Base, Member, Shop, ShopStatus
 from app.models.base import utcnow
+from app.program.service import current_config, save_program
 from app.settings import Settings
 
 DOMAIN = "some-shop.myshopify.com"
@@ -70,6 +71,13 @@ def shopify_webhook(
         "X-Shopify-Triggered-At": utcnow().isoformat(),
     }
     return body, headers
+
+
+async def hold_points(session: AsyncSession, shop: Shop, days: int = 14) -> None:
+    """Change the shop's program to keep new points pending for `days` days, committed."""
+    config = await current_config(session, shop)
+    await save_program(session, shop, config.model_copy(update={"pending_days": days}), "test")
+    await session.commit()
 
 
 async def row_counts(session: AsyncSession) -> dict[str, int]:

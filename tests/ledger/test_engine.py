@@ -17,7 +17,7 @@ from app.models import LedgerEntry, Member, Order, Shop
 from app.program.config import EarningTrigger, ProgramConfig
 from app.program.service import current_config, ensure_default_program, save_program
 from app.settings import Settings
-from tests.builders import api_key_for, create_shop, shopify_webhook
+from tests.builders import api_key_for, create_shop, hold_points, shopify_webhook
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
 URL = "/webhooks/shopify"
@@ -223,9 +223,7 @@ async def test_an_order_paid_by_another_customer_earns_and_is_reversed_for_the_p
 ) -> None:
     # given pending points, an order created unpaid for Ada (7001) and refunded in part
     shop = await installed_shop(session, settings)
-    config = await current_config(session, shop)
-    await save_program(session, shop, config.model_copy(update={"pending_days": 14}), "test")
-    await session.commit()
+    await hold_points(session, shop)
     created = dict(fixture("orders_paid"), financial_status="pending")
     await deliver(client, settings, "orders/create", created)
     await deliver(client, settings, "refunds/create", fixture("refunds_create"))
@@ -336,9 +334,7 @@ async def test_pending_points_are_not_spendable_and_a_full_refund_cancels_them(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
     shop = await installed_shop(session, settings)
-    config = await current_config(session, shop)
-    await save_program(session, shop, config.model_copy(update={"pending_days": 14}), "test")
-    await session.commit()
+    await hold_points(session, shop)
     order = fixture("orders_paid")
 
     await deliver(client, settings, "orders/paid", order)

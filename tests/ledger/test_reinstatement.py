@@ -17,9 +17,9 @@ from starlette.applications import Starlette
 
 from app.ledger import engine
 from app.models import LedgerEntry, Member, Order, Shop
-from app.program.service import current_config, save_program
 from app.settings import Settings
 from app.state import State
+from tests.builders import hold_points
 from tests.integrations.woocommerce.support import create_woo_shop, order, signed, wire
 
 
@@ -114,9 +114,7 @@ async def test_reinstating_inside_the_return_window_stays_pending(
 ) -> None:
     # given a program that holds points for 14 days
     shop = await create_woo_shop(session, settings)
-    config = await current_config(session, shop)
-    await save_program(session, shop, config.model_copy(update={"pending_days": 14}), "test")
-    await session.commit()
+    await hold_points(session, shop)
 
     # when the order earns (pending), is cancelled (cancels the pending earning) and comes back
     await deliver(client, shop, order(status="processing"))

@@ -129,13 +129,18 @@ async def test_the_home_page_reads_the_days_of_its_range_only(
     }
 
 
+async def one_member(session: AsyncSession, settings: Settings, name: str) -> tuple[int, int]:
+    """(shop id, member id) of a new shop named after `name` with one member."""
+    shop = await create_shop(session, settings, domain=f"rollup-{name}.myshopify.com")
+    member = await create_member(session, shop, email=f"{name}@example.com", customer_id=name)
+    return shop.id, member.id
+
+
 async def test_a_posting_counts_when_its_transaction_commits_and_never_after_a_rollback(
     session: AsyncSession, settings: Settings
 ) -> None:
     # given a shop with a member
-    shop = await create_shop(session, settings, domain="rollup-commit.myshopify.com")
-    member = await create_member(session, shop, email="c@example.com", customer_id="c1")
-    shop_id, member_id = shop.id, member.id
+    shop_id, member_id = await one_member(session, settings, "commit")
     day = datetime(2026, 3, 5, 12, tzinfo=UTC)
 
     # when a posting is rolled back, then another is committed by the same session
@@ -153,9 +158,7 @@ async def test_a_closed_session_leaves_nothing_for_its_next_transaction(
     session: AsyncSession, settings: Settings
 ) -> None:
     # given a posting left in a session that is closed without committing
-    shop = await create_shop(session, settings, domain="rollup-close.myshopify.com")
-    member = await create_member(session, shop, email="d@example.com", customer_id="d1")
-    shop_id, member_id = shop.id, member.id
+    shop_id, member_id = await one_member(session, settings, "close")
     day = datetime(2026, 3, 6, 12, tzinfo=UTC)
     await ledger.post(session, shop_id, ledger.Posting(member_id, 40, "earn", "k3", created_at=day))
     await session.close()

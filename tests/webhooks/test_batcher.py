@@ -40,11 +40,9 @@ async def sender(batcher: OrderBatcher, names: list[str]) -> None:
         assert await batcher.submit(GATE, delivery(name)) == Outcome(200, "processed")
 
 
-async def test_senders_answered_by_a_batch_join_the_next_one(batches: list[list[str]]) -> None:
-    # given a batcher that waits for deliveries still arriving (long enough for any loop)
-    batcher = OrderBatcher(state=None, handlers={}, linger=0.05)  # type: ignore[arg-type]
+async def two_senders_and_a_latecomer(batcher: OrderBatcher) -> None:
+    """Senders a and b send three deliveries each; c sends one, a loop turn after them."""
 
-    # when two senders send three deliveries each, and a third sender joins late
     async def late() -> None:
         await asyncio.sleep(0)
         await sender(batcher, ["c1"])
@@ -52,6 +50,14 @@ async def test_senders_answered_by_a_batch_join_the_next_one(batches: list[list[
     await asyncio.gather(
         sender(batcher, ["a1", "a2", "a3"]), sender(batcher, ["b1", "b2", "b3"]), late()
     )
+
+
+async def test_senders_answered_by_a_batch_join_the_next_one(batches: list[list[str]]) -> None:
+    # given a batcher that waits for deliveries still arriving (long enough for any loop)
+    batcher = OrderBatcher(state=None, handlers={}, linger=0.05)  # type: ignore[arg-type]
+
+    # when two senders send three deliveries each, and a third sender joins late
+    await two_senders_and_a_latecomer(batcher)
 
     # then after the first batch, those answered wait for nobody: each round is one batch
     assert batches == [["a1", "b1"], ["c1", "a2", "b2"], ["a3", "b3"]]
@@ -64,13 +70,7 @@ async def test_without_lingering_the_latecomer_splits_the_rounds(
     batcher = OrderBatcher(state=None, handlers={}, linger_steps=0)  # type: ignore[arg-type]
 
     # when the same senders send the same deliveries
-    async def late() -> None:
-        await asyncio.sleep(0)
-        await sender(batcher, ["c1"])
-
-    await asyncio.gather(
-        sender(batcher, ["a1", "a2", "a3"]), sender(batcher, ["b1", "b2", "b3"]), late()
-    )
+    await two_senders_and_a_latecomer(batcher)
 
     # then the latecomer goes alone and the others follow in a batch of their own
     assert batches == [["a1", "b1"], ["c1"], ["a2", "b2"], ["a3", "b3"]]
