@@ -403,10 +403,20 @@ async def test_common_case_orders_are_written_together_in_a_few_statements(
     assert balances == {"700": 170, "701": 170, "702": 50, "703": 50, "704": 50}
 
 
+async def apply_batch(
+    state: State, shop_id: int, spec: list[tuple[int, int, Decimal, bool, str]]
+) -> None:
+    """The orders of `spec` as one batch, in their own transaction."""
+    async with unit_of_work(state.sessionmaker) as session:
+        shop = await session.get(Shop, shop_id)
+        assert shop is not None
+        await apply_orders(session, shop, batch_items(spec))
+
+
 async def test_a_new_members_order_written_meanwhile_sends_the_batch_one_by_one(
     state: State, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # given order o3 stored for customer 700, which the batch's read does not see (as if
+    # given order o3 stored for customer 703, which the batch's read does not see (as if
     # another transaction had written it just after)
     shop_id = await make_shop(state, base_program(), ["none"] * 5, {3}, set())
     async with state.sessionmaker() as session:
@@ -418,18 +428,39 @@ async def test_a_new_members_order_written_meanwhile_sends_the_batch_one_by_one(
     monkeypatch.setattr(OrderRepository, "members_of", sees_nothing)
 
     # when o3 comes paid by customer 701, who is new and would be made holding its points
-    async def apply_batch() -> None:
-        async with unit_of_work(state.sessionmaker) as session:
-            shop = await session.get(Shop, shop_id)
-            assert shop is not None
-            await apply_orders(
-                session, shop, batch_items([(1, 3, Decimal("40.00"), False, "paid")])
-            )
-
     with pytest.raises(BatchConflict, match="member made by this batch"):
-        await apply_batch()
+        await apply_batch(state, shop_id, [(1, 3, Decimal("40.00"), False, "paid")])
 
     # then the batch is refused whole and nothing of it was written
+    async with state.sessionmaker() as session:
+        assert await snapshot(session, shop_id) == before
+
+
+async def test_a_refund_recorded_meanwhile_sends_the_batch_one_by_one(
+    state: State, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a refund of o3 stored before o3 earned, which the batch's first read does not
+    # see (as if another transaction had committed it just after)
+    shop_id = await make_shop(state, base_program(), ["none"] * 5, set(), {3})
+    async with state.sessionmaker() as session:
+        before = await snapshot(session, shop_id)
+    real_read = OrderRepository.refunded_before
+    reads: list[list[str]] = []
+
+    async def first_read_sees_nothing(
+        self: OrderRepository, shop_id: int, order_ids: list[str]
+    ) -> set[str]:
+        reads.append(order_ids)
+        return set() if len(reads) == 1 else await real_read(self, shop_id, order_ids)
+
+    monkeypatch.setattr(OrderRepository, "refunded_before", first_read_sees_nothing)
+
+    # when o3 comes paid
+    with pytest.raises(BatchConflict, match="a refund arrived"):
+        await apply_batch(state, shop_id, [(1, 3, Decimal("40.00"), False, "paid")])
+
+    # then the second read caught it, the batch is refused whole and nothing was written
+    assert reads == [["o3"], ["o3"]]
     async with state.sessionmaker() as session:
         assert await snapshot(session, shop_id) == before
 

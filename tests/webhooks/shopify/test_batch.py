@@ -11,8 +11,10 @@ import httpx
 import orjson
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.ledger.batch import apply_orders
 from app.models import DeadLetter, LedgerEntry, Member, Order, WebhookDelivery
 from app.observability.metrics import WEBHOOK_BATCH_SIZE
 from app.settings import Settings
@@ -122,6 +124,40 @@ async def test_a_batch_that_fails_is_processed_again_one_by_one(
     points = await session.scalars(select(LedgerEntry.points).order_by(LedgerEntry.source_id))
     assert list(points) == [72] * 6
     assert await session.scalar(select(DeadLetter.id)) is None
+
+
+async def test_a_batch_that_deadlocks_is_tried_once_more_as_a_whole(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a shop, and a batched write whose first attempt writes, then deadlocks
+    await create_shop(session, settings)
+    sizes: list[int] = []
+
+    async def deadlocks_once(session: AsyncSession, shop: Any, items: list[Any]) -> list[Any]:
+        sizes.append(len(items))
+        written = await apply_orders(session, shop, items)
+        if len(sizes) == 1:
+            raise OperationalError("INSERT INTO orders", {}, Exception("deadlock detected"))
+        return written
+
+    monkeypatch.setattr("webhooks.batch.apply_orders", deadlocks_once)
+    requests = [
+        shopify_webhook(settings, "orders/paid", paid_order(n, n), webhook_id=f"g-{n}")
+        for n in range(6)
+    ]
+
+    # when six orders arrive together
+    responses = await post_together(client, requests)
+
+    # then the failed batch went again whole, and each order earned exactly once
+    assert sizes[0] > 1
+    assert sizes[1] == sizes[0]
+    assert [(r.status_code, r.json()["result"]) for r in responses] == [(200, "processed")] * 6
+    points = await session.scalars(select(LedgerEntry.points).order_by(LedgerEntry.source_id))
+    assert list(points) == [72] * 6
 
 
 async def test_orders_for_a_shop_that_is_not_installed_get_its_answer_and_write_nothing(
